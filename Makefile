@@ -1,0 +1,46 @@
+# The two commands of the quick start are `make run` and `make test`; everything else is a helper.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CONFIG     ?=
+
+.PHONY: all build run test test-unit test-integration test-asan bench deps clean
+
+all: build
+
+$(BUILD)/Makefile:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Runs the collector in the foreground: the embedded default config, or CONFIG=path.
+run: build
+	./$(BUILD)/collector $(if $(CONFIG),--config $(CONFIG))
+
+test: test-unit test-integration
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Integration tests drive the real binary with real OpenTelemetry clients (JS SDK, telemetrygen).
+test-integration: build tests/integration/node_modules
+	OTC_BIN=$(CURDIR)/$(BUILD)/collector node --test --test-concurrency=1 tests/integration/
+
+tests/integration/node_modules: tests/integration/package.json tests/integration/package-lock.json
+	cd tests/integration && npm ci --no-audit --no-fund
+	touch $@
+
+$(ASAN_BUILD)/Makefile:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DOTC_SANITIZE=ON
+
+# The unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer (leaks included).
+test-asan: $(ASAN_BUILD)/Makefile
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	@echo "benchmarks live in tests/bench (see README)"
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
