@@ -24,8 +24,16 @@ test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 # Integration tests drive the real binary with real OpenTelemetry clients (JS SDK, telemetrygen).
-test-integration: build tests/integration/node_modules
-	OTC_BIN=$(CURDIR)/$(BUILD)/collector node --test --test-concurrency=1 tests/integration/
+TOOLS            := $(CURDIR)/.tools
+TELEMETRYGEN     := $(TOOLS)/telemetrygen
+TELEMETRYGEN_VER := v0.161.0
+
+test-integration: build tests/integration/node_modules $(TELEMETRYGEN)
+	OTC_BIN=$(CURDIR)/$(BUILD)/collector TELEMETRYGEN=$(TELEMETRYGEN) \
+	  node --test --test-concurrency=1 tests/integration/
+
+$(TELEMETRYGEN):
+	GOBIN=$(TOOLS) go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$(TELEMETRYGEN_VER)
 
 tests/integration/node_modules: tests/integration/package.json tests/integration/package-lock.json
 	cd tests/integration && npm ci --no-audit --no-fund

@@ -1,6 +1,213 @@
-/* Placeholder until the service (pipeline.c) lands: keeps the build whole. */
+/* The collector's command line: run (the default), validate, components, --version, --help. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void) {
-  fprintf(stderr, "collector: not built yet\n");
-  return 1;
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/component.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/service.h"
+
+#ifndef OTC_VERSION
+#define OTC_VERSION "0.1.0"
+#endif
+
+/* How long a graceful shutdown may take before the process gives up on flushing. */
+#define SHUTDOWN_DEADLINE_S 30
+
+/* The config used without --config: OTLP in on both transports, memory_limiter and batch, the
+ * debug exporter for every signal, and the health check. Endpoints and the log verbosity can be
+ * moved with environment variables without writing a file. */
+static const char default_config[] =
+    "receivers:\n"
+    "  otlp:\n"
+    "    protocols:\n"
+    "      grpc:\n"
+    "        endpoint: ${env:OTC_GRPC_ENDPOINT:-0.0.0.0:4317}\n"
+    "      http:\n"
+    "        endpoint: ${env:OTC_HTTP_ENDPOINT:-0.0.0.0:4318}\n"
+    "processors:\n"
+    "  memory_limiter:\n"
+    "    check_interval: 1s\n"
+    "    limit_mib: 512\n"
+    "    spike_limit_mib: 128\n"
+    "  batch:\n"
+    "exporters:\n"
+    "  debug:\n"
+    "    verbosity: ${env:OTC_DEBUG_VERBOSITY:-basic}\n"
+    "extensions:\n"
+    "  health_check:\n"
+    "    endpoint: ${env:OTC_HEALTH_ENDPOINT:-0.0.0.0:13133}\n"
+    "service:\n"
+    "  extensions: [health_check]\n"
+    "  telemetry:\n"
+    "    metrics:\n"
+    "      address: ${env:OTC_METRICS_ENDPOINT:-127.0.0.1:8888}\n"
+    "  pipelines:\n"
+    "    traces:\n"
+    "      receivers: [otlp]\n"
+    "      processors: [memory_limiter, batch]\n"
+    "      exporters: [debug]\n"
+    "    metrics:\n"
+    "      receivers: [otlp]\n"
+    "      processors: [memory_limiter, batch]\n"
+    "      exporters: [debug]\n"
+    "    logs:\n"
+    "      receivers: [otlp]\n"
+    "      processors: [memory_limiter, batch]\n"
+    "      exporters: [debug]\n";
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: collector [--config FILE]           run (without --config: the default config)\n"
+          "       collector validate --config FILE    check a config and exit 0 (valid) or 1\n"
+          "       collector components                list the component types built in\n"
+          "       collector print-default-config      print the default config\n"
+          "       collector --version | --help\n"
+          "FILE may be written file:FILE, as the OpenTelemetry Collector accepts it.\n");
+}
+
+static void list_components(void) {
+  static const char *const kinds[] = {"receivers", "processors", "exporters", "extensions"};
+  for (int k = OTC_KIND_RECEIVER; k <= OTC_KIND_EXTENSION; k++) {
+    printf("%s:\n", kinds[k]);
+    for (size_t i = 0; otc_components[i]; i++) {
+      const struct otc_component_ops *ops = otc_components[i];
+      if ((int)ops->kind != k)
+        continue;
+      printf("  - %s", ops->type);
+      for (size_t j = 0; ops->aliases && ops->aliases[j]; j++)
+        printf(" (alias %s)", ops->aliases[j]);
+      printf("\n");
+    }
+  }
+}
+
+static struct otc_cfg_node *load_config(const char *path, struct otc_cfg_err *err) {
+  if (!path)
+    return otc_cfg_load_string(default_config, sizeof default_config - 1, "<default config>", err);
+  if (strncmp(path, "file:", 5) == 0)
+    path += 5;
+  return otc_cfg_load_file(path, err);
+}
+
+/* Waits out the shutdown deadline; if the process is still flushing by then, or a second signal
+ * arrives, it exits at once. */
+static void *shutdown_watchdog(void *arg) {
+  sigset_t *set = arg;
+  struct timespec deadline = {.tv_sec = SHUTDOWN_DEADLINE_S};
+  int sig = sigtimedwait(set, NULL, &deadline);
+  if (sig > 0)
+    otc_warn(NULL, "second signal %d: exiting without finishing the shutdown", sig);
+  else
+    otc_error(NULL, "shutdown took longer than %ds: exiting without finishing it",
+              SHUTDOWN_DEADLINE_S);
+  _exit(1);
+  return NULL;
+}
+
+static int run(const char *config_path, bool validate_only) {
+  /* Every thread the components start inherits this mask, so the signals reach sigwait here. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  struct otc_cfg_err err = {{0}};
+  struct otc_cfg_node *root = load_config(config_path, &err);
+  if (!root) {
+    otc_error(NULL, "invalid configuration: %s", err.msg);
+    return 1;
+  }
+  struct otc_service *svc = otc_service_create(root, &err);
+  if (!svc) {
+    otc_error(NULL, "invalid configuration: %s", err.msg);
+    otc_cfg_free(root);
+    return 1;
+  }
+  if (validate_only) {
+    otc_service_destroy(svc);
+    otc_cfg_free(root);
+    printf("configuration %s is valid\n", config_path ? config_path : "<default config>");
+    return 0;
+  }
+
+  otc_info(NULL, "starting collector %s with %s", OTC_VERSION,
+           config_path ? config_path : "the default config");
+  int rc = otc_service_start(svc);
+  if (rc != 0) {
+    otc_service_destroy(svc);
+    otc_cfg_free(root);
+    return 1;
+  }
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
+  }
+  otc_info(NULL, "received signal %d, shutting down", sig);
+  pthread_t watchdog;
+  pthread_create(&watchdog, NULL, shutdown_watchdog, &set);
+  pthread_detach(watchdog);
+  otc_service_shutdown(svc);
+  otc_service_destroy(svc);
+  otc_cfg_free(root);
+  otc_info(NULL, "shutdown complete");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *config = NULL;
+  bool validate = false;
+  int i = 1;
+  if (i < argc && strcmp(argv[i], "validate") == 0) {
+    validate = true;
+    i++;
+  } else if (i < argc && strcmp(argv[i], "components") == 0) {
+    list_components();
+    return 0;
+  } else if (i < argc && strcmp(argv[i], "print-default-config") == 0) {
+    fputs(default_config, stdout);
+    return 0;
+  }
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--version") == 0 || strcmp(a, "-v") == 0) {
+      printf("collector version %s\n", OTC_VERSION);
+      return 0;
+    } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "collector: --config needs a file\n");
+        return 2;
+      }
+      if (config) {
+        fprintf(stderr, "collector: only one --config is supported\n");
+        return 2;
+      }
+      config = argv[++i];
+    } else if (strncmp(a, "--config=", 9) == 0) {
+      if (config) {
+        fprintf(stderr, "collector: only one --config is supported\n");
+        return 2;
+      }
+      config = a + 9;
+    } else {
+      fprintf(stderr, "collector: unknown argument \"%s\"\n", a);
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (validate && !config) {
+    fprintf(stderr, "collector: validate needs --config FILE\n");
+    return 2;
+  }
+  return run(config, validate);
 }

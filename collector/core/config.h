@@ -25,6 +25,10 @@ struct otc_cfg_node {
   int key_line, key_col;
   struct otc_cfg_node **children; /* map entries (each with key) or sequence items, in order */
   size_t n_children;
+  /* Private to config.c. For a non-empty sequence of scalars, the array of their values, built at
+   * load time so that OTC_CFGK_STRLIST can point into the tree without modifying it. */
+  const char **priv_items;
+  bool priv_owns_file; /* set on the root, which frees file */
 };
 
 /* Error text: "FILE:LINE:COL: KEY: what is wrong". */
@@ -45,7 +49,8 @@ const struct otc_cfg_node *otc_cfg_get(const struct otc_cfg_node *map, const cha
 /* Follows a dotted path of map keys: otc_cfg_path(root, "service.telemetry.metrics"). */
 const struct otc_cfg_node *otc_cfg_path(const struct otc_cfg_node *root, const char *dotted);
 
-/* Formats an error at node n (n may be NULL: no position) and returns OTC_ERR_CONFIG. */
+/* Formats an error at node n (n may be NULL: no position) and returns OTC_ERR_CONFIG. The position
+ * is the value's, or the key's when the value starts on a later line (a block map or list). */
 int otc_cfg_error(struct otc_cfg_err *err, const struct otc_cfg_node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

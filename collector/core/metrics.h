@@ -51,7 +51,7 @@ struct otc_receiver_metrics {
   struct otc_counter *accepted[OTC_SIGNAL_COUNT];
   struct otc_counter *refused[OTC_SIGNAL_COUNT];
   struct otc_counter *failed[OTC_SIGNAL_COUNT];
-  struct otc_counter *requests_rejected; /* otelcol_receiver_requests... ours: bad input requests */
+  struct otc_counter *requests_rejected; /* ours: otelcol_receiver_rejected_requests (bad input) */
 };
 void otc_receiver_metrics_init(struct otc_receiver_metrics *m, const char *receiver_id,
                                const char *transport);
@@ -66,7 +66,7 @@ struct otc_exporter_metrics {
 void otc_exporter_metrics_init(struct otc_exporter_metrics *m, const char *exporter_id);
 
 /* Items dropped inside the collector, by component and reason (ours:
- * otelcol_dropped_items{component,signal,reason}). */
+ * otelcol_dropped_items{component,otel_signal,reason}). */
 void otc_count_dropped(const char *component_id, enum otc_signal s, const char *reason,
                        uint64_t items);
 
@@ -74,5 +74,26 @@ void otc_count_dropped(const char *component_id, enum otc_signal s, const char *
 int otc_telemetry_server_start(const char *host, int port,
                                const struct otc_metrics_render_opts *opts);
 void otc_telemetry_server_stop(void);
+
+/* Additions by the telemetry unit. */
+
+/* A counter read at render time (for values the process keeps elsewhere, such as CPU time):
+ * rendered with TYPE counter like otc_counter_get's, fn(arg) called outside the registry lock. */
+void otc_counter_func(const char *name, const char *help, const char *labels, double (*fn)(void *),
+                      void *arg);
+
+/* Escapes a label value for the text format (backslash, double quote and newline) into out, which
+ * has room for cap bytes; the result is always NUL-terminated and cut short if it does not fit.
+ * Returns out, so that callers can build label strings with snprintf in one expression. */
+char *otc_metrics_escape_label(const char *value, char *out, size_t cap);
+
+/* The process instruments, read at render time: otelcol_process_uptime (seconds, a counter as in
+ * otelcol), otelcol_process_memory_rss (bytes), otelcol_process_cpu_seconds (a counter), and ours:
+ * otelcol_memory_limiter_held_bytes, otelcol_memory_limiter_limit_bytes and
+ * otelcol_memory_limiter_admission_refused (a counter). Idempotent. */
+void otc_metrics_register_process(void);
+
+/* The port the telemetry server listens on (useful when started on port 0), or 0 if not running. */
+int otc_telemetry_server_port(void);
 
 #endif

@@ -28,7 +28,7 @@ struct otlp_http_config {
   const char *metrics_url_path; /* "/v1/metrics" */
   const char *logs_url_path;    /* "/v1/logs" */
   uint64_t max_request_body_size; /* 20 MiB, bounding the body after decompression too */
-  struct otc_cfg_strlist cors_allowed_origins; /* cors.allowed_origins; "*" and "https://*.x" */
+  struct otc_cfg_strlist cors_allowed_origins; /* cors.allowed_origins ("*", wildcard hosts) */
   struct otc_cfg_strlist cors_allowed_headers; /* cors.allowed_headers */
   int64_t cors_max_age;                        /* cors.max_age, seconds; 0 = unset */
 };
@@ -38,6 +38,7 @@ struct otlp_http_server; /* otlp_http.c */
 
 struct otlp_receiver {
   const char *id;
+  const char *log_component; /* "receiver/<id>", the component name in otc_log lines */
   struct otc_consumer next[OTC_SIGNAL_COUNT]; /* .consume NULL: signal not wired */
   struct otlp_grpc_config grpc;
   struct otlp_http_config http;
@@ -72,10 +73,17 @@ void otlp_receiver__export(struct otlp_receiver *r, enum otc_signal s,
 int otlp_receiver__encode_response(enum otc_signal s, const struct otlp_export_result *res,
                                    uint8_t **out, size_t *len);
 
+/* Splits an endpoint "host:port" ("[::1]:4318" for IPv6; an empty host means every interface)
+ * into host (without brackets, copied into host) and port (0-65535). Returns 0 or
+ * OTC_ERR_CONFIG. */
+int otlp_receiver__parse_endpoint(const char *endpoint, char *host, size_t hostlen, int *port);
+
 /* Transports: start binds and serves; stop stops accepting, finishes calls in flight, frees. */
 int otlp_grpc__start(struct otlp_receiver *r);
 void otlp_grpc__stop(struct otlp_receiver *r);
 int otlp_http__start(struct otlp_receiver *r);
 void otlp_http__stop(struct otlp_receiver *r);
+/* The TCP port the HTTP server listens on (useful with port 0), or -1 when it is not running. */
+int otlp_http__port(const struct otlp_receiver *r);
 
 #endif
