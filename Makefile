@@ -29,7 +29,8 @@ TELEMETRYGEN     := $(TOOLS)/telemetrygen
 TELEMETRYGEN_VER := v0.161.0
 
 test-integration: build tests/integration/node_modules $(TELEMETRYGEN)
-	OTC_BIN=$(CURDIR)/$(BUILD)/collector TELEMETRYGEN=$(TELEMETRYGEN) \
+	OTC_BIN=$(CURDIR)/$(BUILD)/collector COLLECTOR_BIN=$(CURDIR)/$(BUILD)/collector \
+	  TODO_API_BIN=$(CURDIR)/$(BUILD)/todo-api/todo-api TELEMETRYGEN=$(TELEMETRYGEN) \
 	  node --test --test-concurrency=1 tests/integration/
 
 $(TELEMETRYGEN):
