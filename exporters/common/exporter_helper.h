@@ -19,19 +19,19 @@
 
 /* retry_on_failure, otelcol's names and defaults. */
 struct otc_retry_config {
-  bool enabled;                 /* true */
-  int64_t initial_interval_ns;  /* 5s */
-  int64_t max_interval_ns;      /* 30s */
-  int64_t max_elapsed_time_ns;  /* 300s; 0 = retry forever */
-  double multiplier;            /* 1.5 */
-  double randomization_factor;  /* 0.5 */
+  bool enabled;                /* true */
+  int64_t initial_interval_ns; /* 5s */
+  int64_t max_interval_ns;     /* 30s */
+  int64_t max_elapsed_time_ns; /* 300s; 0 = retry forever */
+  double multiplier;           /* 1.5 */
+  double randomization_factor; /* 0.5 */
 };
 
 /* sending_queue. */
 struct otc_queue_config {
-  bool enabled;          /* true */
-  int64_t num_consumers; /* 10 */
-  int64_t queue_size;    /* batches; 1000 (remote write: 10000) */
+  bool enabled;           /* true */
+  int64_t num_consumers;  /* 10 */
+  int64_t queue_size;     /* batches; 1000 (remote write: 10000) */
   bool block_on_overflow; /* false: a full queue refuses (retryable) at once */
 };
 
@@ -54,6 +54,11 @@ struct otc_send_result {
  * "gRPC <CODE_NAME>" as "grpc_<code_name>", any other permanent failure as "permanent_error". The
  * other labels are "retry_exhausted", "retry_disabled", "shutdown" and "queue_full". */
 
+/* Formats res->reason, cut short to fit (a printf into the fixed array without the compiler's
+ * truncation warnings). */
+void otc_send_result_reasonf(struct otc_send_result *res, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Sends one batch (borrowed: do not unref). Called from a consumer thread; `worker` is that
  * thread's index (0..num_consumers-1) so an exporter can keep one connection per thread. */
 typedef void (*otc_send_fn)(void *exporter, unsigned worker, struct otc_batch *b,
@@ -70,12 +75,17 @@ struct otc_exporter_helper *otc_exporter_helper_create(const char *id,
 /* Starts the consumer threads. */
 int otc_exporter_helper_start(struct otc_exporter_helper *h);
 /* The component's consume: takes ownership of b. With the queue enabled, enqueues and returns 0,
- * or OTC_ERR_REFUSED when the queue is full (counted in enqueue_failed; the receiver answers
- * retryable). With the queue disabled, sends synchronously with retries in the caller's thread and
- * returns the final outcome. */
+ * or OTC_ERR_REFUSED when the queue is full (counted in enqueue_failed and as dropped with reason
+ * "queue_full"; the receiver answers retryable); with block_on_overflow it waits for room instead,
+ * until shutdown. After shutdown began: OTC_ERR_SHUTDOWN. With the queue disabled, sends
+ * synchronously with retries in the caller's thread (sends serialized, worker 0) and returns the
+ * final outcome: 0, OTC_ERR_PERMANENT, OTC_ERR_SHUTDOWN or the last retryable error; such failures
+ * count in send_failed but not as dropped, since the caller gets the error back. */
 int otc_exporter_helper_consume(struct otc_exporter_helper *h, struct otc_batch *b);
 /* Stops taking new batches, lets the consumers drain the queue until deadline_ns from now (each
- * send still bounded by its own timeout), then drops what is left, counting it. Idempotent. */
+ * send still bounded by its own timeout), then drops what is left, counting it. Idempotent. A batch
+ * waiting to be retried keeps waiting if its retry falls before the deadline; otherwise it gets one
+ * immediate last attempt while the deadline has not passed, and is then dropped ("shutdown"). */
 void otc_exporter_helper_shutdown(struct otc_exporter_helper *h, int64_t deadline_ns);
 void otc_exporter_helper_destroy(struct otc_exporter_helper *h); /* NULL is a no-op */
 /* Batches currently queued (for tests). */
@@ -121,33 +131,42 @@ int otc_http_client_check_url(const char *url, const struct otc_cfg_node *at, co
                               struct otc_cfg_err *err);
 
 /* The field table entries for these keys, to embed in an exporter's own table: the exporter's
- * config struct must hold a struct otc_http_client_config at `base_offset`. Returns the number of
- * entries written to out (at most OTC_HTTP_CLIENT_FIELDS): endpoint, headers, timeout ("5s"),
- * compression (default_compression), tls, auth, and confighttp's other client keys as unsupported
- * (a warning): read_buffer_size, write_buffer_size, max_idle_conns, max_idle_conns_per_host,
- * max_conns_per_host, idle_conn_timeout, disable_keep_alives, proxy_url, cookies,
- * http2_read_idle_timeout, http2_ping_timeout, compression_params, force_attempt_http2. */
+ * config struct must hold a struct otc_http_client_config at `base_offset`, zeroed before
+ * otc_cfg_apply (the table does not write the tls_* members; with no tls map they stay as set).
+ * Returns the number of entries written to out (at most OTC_HTTP_CLIENT_FIELDS): endpoint, headers,
+ * timeout ("5s"), compression (default_compression), tls, auth, and confighttp's other client keys
+ * as unsupported (a warning): read_buffer_size, write_buffer_size, max_idle_conns,
+ * max_idle_conns_per_host, max_conns_per_host, idle_conn_timeout, disable_keep_alives, proxy_url,
+ * cookies, http2_read_idle_timeout, http2_ping_timeout, compression_params, force_attempt_http2. */
 #define OTC_HTTP_CLIENT_FIELDS 19
 size_t otc_http_client_fields(struct otc_cfg_field *out, size_t base_offset,
                               const char *default_compression);
 /* Checks what the table cannot: endpoint present and http(s), headers a map of scalars without
  * line breaks, compression "gzip", "none" or "" (others: "unsupported compression"), no auth, the
- * tls map (as otc_http_client_parse_tls; call that first or not, either works). `at` is the
- * exporter's config map (for error positions; may be NULL). */
+ * tls map (as otc_http_client_parse_tls, warning about its ignored keys; HTTP exporters need not
+ * call parse_tls themselves). `at` is the exporter's config map (for error positions and the
+ * component in warnings; may be NULL). */
 int otc_http_client_validate(const struct otc_http_client_config *c, const struct otc_cfg_node *at,
                              struct otc_cfg_err *err);
 
 struct otc_http_client; /* one per consumer thread: a curl easy handle with keep-alive */
 
+/* c is read here and not kept (curl copies what it needs). Returns NULL on allocation or libcurl
+ * failure. A client is used by one thread at a time. */
 struct otc_http_client *otc_http_client_create(const struct otc_http_client_config *c);
 void otc_http_client_destroy(struct otc_http_client *hc); /* NULL is a no-op */
 
 /* POSTs body to url with content_type and extra headers ("Name: value" strings, may be NULL),
  * compressing with the configured compression unless content_encoding is given (the body is then
  * sent as is with that Content-Encoding, e.g. "snappy"). Classifies the outcome into res: 2xx → 0;
- * 429, 502, 503, 504 and connection errors → retryable (Retry-After parsed into retry_after_ns);
+ * 429, 502, 503, 504 → OTC_ERR_RETRYABLE (Retry-After parsed into retry_after_ns); connection
+ * errors and timeouts → OTC_ERR_IO (retryable), except a malformed URL or an unreadable client
+ * certificate or CA file (OTC_ERR_PERMANENT);
  * other statuses → permanent ("HTTP 400: <first line of the body>"). If resp_body is not NULL the
- * response body is returned malloc'd (caller frees). */
+ * response body is returned malloc'd (caller frees; at most its first 64 KiB, NULL when empty).
+ * Redirects are not followed (a 3xx is permanent). A Content-Type in the configured headers
+ * replaces content_type. gzip uses level 1 (speed); its buffer is charged to the memory accounting
+ * for the duration of the call. */
 void otc_http_client_post(struct otc_http_client *hc, const char *url, const char *content_type,
                           const char *content_encoding, const char *const *extra_headers,
                           const uint8_t *body, size_t len, struct otc_send_result *res,
