@@ -13,9 +13,7 @@
 #include "core/log.h"
 #include "core/service.h"
 
-#ifndef OTC_VERSION
-#define OTC_VERSION "0.1.0"
-#endif
+#include "core/version.h"
 
 /* How long a graceful shutdown may take before the process gives up on flushing. */
 #define SHUTDOWN_DEADLINE_S 30

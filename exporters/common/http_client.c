@@ -19,9 +19,7 @@
 #include "core/log.h"
 #include "core/memory.h"
 
-#ifndef OTC_VERSION
-#define OTC_VERSION "0.1.0"
-#endif
+#include "core/version.h"
 
 /* The response body is read for the error reason only; more than this is discarded. */
 #define RESP_BODY_CAP (64 * 1024)
@@ -329,7 +327,7 @@ struct otc_http_client *otc_http_client_create(const struct otc_http_client_conf
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "otelc-collector/" OTC_VERSION);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, OTC_USER_AGENT);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(eff.timeout_ns / 1000000));
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, hc);
