@@ -47,6 +47,8 @@ struct otc_send_result {
   int err;                /* 0, OTC_ERR_RETRYABLE, OTC_ERR_IO, OTC_ERR_PERMANENT */
   int64_t retry_after_ns; /* > 0 when the destination asked for a delay (Retry-After, RetryInfo) */
   char reason[160];       /* for logs and the drop metric: "HTTP 400", "connection refused" */
+  int http_status;        /* the HTTP status when a response arrived, else 0 (for exporters whose
+                             protocol retries more than OTLP does, e.g. every 5xx) */
 };
 /* The drop metric's reason label must stay bounded in cardinality, so the helper derives it from
  * `reason` rather than using the free text: a reason that starts with "HTTP <status>" is counted as

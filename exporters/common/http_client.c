@@ -509,6 +509,7 @@ void otc_http_client_post(struct otc_http_client *hc, const char *url, const cha
   }
   long status = 0;
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  res->http_status = (int)status;
   if (status >= 200 && status < 300) {
     res->err = 0;
   } else if (status == 429 || status == 502 || status == 503 || status == 504) {

@@ -1,0 +1,1370 @@
+/* OTLP logs → Loki push body (see loki_encode.h for the mapping).
+ *
+ * One call decodes the request into an arena (protobuf-c through a ProtobufCAllocator that never
+ * frees), builds every string, stream and entry in the same arena, packs the result and drops the
+ * arena in one go: no per-record malloc/free on the hot path, and the whole working set is charged
+ * to the memory accounting while it exists.
+ *
+ * Values are written as pdata's Value.AsString writes them, which is what Loki's OTLP endpoint
+ * stores: numbers in Go's (ES6) shortest form, bytes in base64, maps and arrays as JSON with the
+ * keys sorted. That JSON is written here rather than with jansson because jansson prints doubles
+ * with 17 significant digits (0.1 → 0.10000000000000001) and would need a tree per record; the
+ * push body's own JSON form (format: json) does use jansson. */
+#include "loki/loki_encode.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "core/errors.h"
+#include "core/memory.h"
+#include "core/otlp_wire.h"
+
+#include "loki/push.pb-c.h"
+#include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
+
+typedef Opentelemetry__Proto__Common__V1__AnyValue AnyValue;
+typedef Opentelemetry__Proto__Common__V1__KeyValue KeyValue;
+typedef Opentelemetry__Proto__Common__V1__InstrumentationScope Scope;
+typedef Opentelemetry__Proto__Logs__V1__LogRecord LogRecord;
+typedef Opentelemetry__Proto__Logs__V1__ResourceLogs ResourceLogs;
+typedef Opentelemetry__Proto__Logs__V1__ScopeLogs ScopeLogs;
+typedef Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest LogsRequest;
+
+/* The wire scan refuses AnyValue nesting deeper than OTC_WIRE_DEFAULT_MAX_DEPTH, so the recursive
+ * writers below never see more; this second bound only keeps them safe on their own. */
+#define MAX_VALUE_DEPTH 128
+
+#define ARENA_MIN_CHUNK ((size_t)64 * 1024)
+#define ARENA_MAX_CHUNK ((size_t)4 * 1024 * 1024)
+
+const char *const otc_loki_default_resource_labels[] = {
+    "service.name",
+    "service.namespace",
+    "service.instance.id",
+    "deployment.environment",
+    "deployment.environment.name",
+    "cloud.region",
+    "cloud.availability_zone",
+    "k8s.cluster.name",
+    "k8s.namespace.name",
+    "k8s.pod.name",
+    "k8s.container.name",
+    "container.name",
+    "k8s.replicaset.name",
+    "k8s.deployment.name",
+    "k8s.statefulset.name",
+    "k8s.daemonset.name",
+    "k8s.cronjob.name",
+    "k8s.job.name",
+};
+const size_t otc_loki_default_resource_labels_count =
+    sizeof otc_loki_default_resource_labels / sizeof otc_loki_default_resource_labels[0];
+
+/* Loki's default discover_service_name: when a resource has no service.name, the first index label
+ * (in attribute order) with one of these names gives service_name. */
+static const char *const service_name_sources[] = {
+    "service",
+    "app",
+    "application",
+    "app_name",
+    "name",
+    "app_kubernetes_io_name",
+    "container",
+    "container_name",
+    "k8s_container_name",
+    "component",
+    "workload",
+    "job",
+    "k8s_job_name",
+};
+
+/* --- the arena --- */
+
+struct chunk {
+  struct chunk *next;
+  size_t size, used;
+  max_align_t data[];
+};
+
+struct arena {
+  struct chunk *head;
+  size_t next_size;
+  size_t charged;
+};
+
+static struct chunk *arena_chunk(struct arena *a, size_t size) {
+  if (size > SIZE_MAX - sizeof(struct chunk))
+    return NULL;
+  struct chunk *c = malloc(sizeof *c + size);
+  if (!c)
+    return NULL;
+  otc_mem_charge(sizeof *c + size);
+  a->charged += sizeof *c + size;
+  c->size = size;
+  c->used = 0;
+  return c;
+}
+
+/* Returns n bytes aligned for any type, or NULL when out of memory. Memory lives until
+ * arena_free. */
+static void *arena_alloc(struct arena *a, size_t n) {
+  const size_t align = _Alignof(max_align_t);
+  if (n > SIZE_MAX - align)
+    return NULL;
+  n = (n + align - 1) & ~(align - 1);
+  if (n == 0)
+    n = align;
+  struct chunk *c = a->head;
+  if (c && c->size - c->used >= n) {
+    void *p = (unsigned char *)c->data + c->used;
+    c->used += n;
+    return p;
+  }
+  if (n >= ARENA_MIN_CHUNK / 2) {
+    /* A large block gets a chunk of its own behind the current one, so that the space left in
+     * the current chunk is not wasted. */
+    struct chunk *big = arena_chunk(a, n);
+    if (!big)
+      return NULL;
+    big->used = n;
+    if (c) {
+      big->next = c->next;
+      c->next = big;
+    } else {
+      big->next = NULL;
+      a->head = big;
+    }
+    return big->data;
+  }
+  size_t size = a->next_size < ARENA_MIN_CHUNK ? ARENA_MIN_CHUNK : a->next_size;
+  struct chunk *nc = arena_chunk(a, size);
+  if (!nc)
+    return NULL;
+  nc->next = a->head;
+  a->head = nc;
+  if (size < ARENA_MAX_CHUNK)
+    a->next_size = size * 2;
+  nc->used = n;
+  return nc->data;
+}
+
+static void arena_free(struct arena *a) {
+  struct chunk *c = a->head;
+  while (c) {
+    struct chunk *next = c->next;
+    free(c);
+    c = next;
+  }
+  otc_mem_release(a->charged);
+  a->head = NULL;
+  a->charged = 0;
+}
+
+static void *pb_alloc(void *data, size_t size) {
+  return arena_alloc(data, size);
+}
+
+static void pb_free(void *data, void *p) {
+  (void)data;
+  (void)p; /* freed with the arena */
+}
+
+static char *arena_strndup(struct arena *a, const char *s, size_t n) {
+  char *p = arena_alloc(a, n + 1);
+  if (p) {
+    memcpy(p, s, n);
+    p[n] = '\0';
+  }
+  return p;
+}
+
+/* --- a growing text buffer (malloc'd, reused across records) --- */
+
+struct buf {
+  char *p;
+  size_t len, cap;
+  bool failed;
+};
+
+static bool buf_reserve(struct buf *b, size_t extra) {
+  if (b->failed)
+    return false;
+  if (extra < b->cap - b->len)
+    return true;
+  if (extra > SIZE_MAX / 2 - b->len) {
+    b->failed = true;
+    return false;
+  }
+  size_t ncap = b->cap ? b->cap : 256;
+  while (ncap - b->len <= extra)
+    ncap *= 2;
+  char *np = realloc(b->p, ncap);
+  if (!np) {
+    b->failed = true;
+    return false;
+  }
+  b->p = np;
+  b->cap = ncap;
+  return true;
+}
+
+static void buf_put(struct buf *b, const void *s, size_t n) {
+  if (!buf_reserve(b, n))
+    return;
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+static void buf_puts(struct buf *b, const char *s) {
+  buf_put(b, s, strlen(s));
+}
+
+static void buf_putc(struct buf *b, char c) {
+  buf_put(b, &c, 1);
+}
+
+static void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void buf_printf(struct buf *b, const char *fmt, ...) {
+  char tmp[64];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof tmp) {
+    b->failed = true;
+    return;
+  }
+  buf_put(b, tmp, (size_t)n);
+}
+
+/* --- strings --- */
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if the bytes there are not one
+ * (overlong forms, surrogates and code points above U+10FFFF are invalid, as in Go). */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+  unsigned c = s[0];
+  if (c < 0x80)
+    return 1;
+  size_t len;
+  unsigned lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    if (c == 0xE0)
+      lo = 0xA0;
+    else if (c == 0xED)
+      hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    if (c == 0xF0)
+      lo = 0x90;
+    else if (c == 0xF4)
+      hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (n < len || s[1] < lo || s[1] > hi)
+    return 0;
+  for (size_t i = 2; i < len; i++)
+    if (s[i] < 0x80 || s[i] > 0xBF)
+      return 0;
+  return len;
+}
+
+static const char replacement_char[] = "\xEF\xBF\xBD";
+
+enum escape { ESC_NONE, ESC_JSON };
+
+/* Appends s with each invalid UTF-8 byte replaced by U+FFFD (as Go's encoders do: every string
+ * Loki receives must be valid UTF-8, and jansson refuses anything else), JSON-escaped if asked. */
+static void put_text(struct buf *b, const char *s, size_t n, enum escape esc) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t i = 0;
+  while (i < n) {
+    size_t run = i;
+    /* Bytes that need no attention are copied in runs. */
+    while (run < n && u[run] < 0x80 && u[run] >= 0x20 &&
+           (esc == ESC_NONE || (u[run] != '"' && u[run] != '\\')))
+      run++;
+    if (esc == ESC_NONE)
+      while (run < n && u[run] < 0x80)
+        run++;
+    buf_put(b, s + i, run - i);
+    i = run;
+    if (i >= n)
+      break;
+    unsigned c = u[i];
+    if (c < 0x80) {
+      /* Only reached when escaping JSON. */
+      switch (c) {
+      case '"':
+        buf_puts(b, "\\\"");
+        break;
+      case '\\':
+        buf_puts(b, "\\\\");
+        break;
+      case '\n':
+        buf_puts(b, "\\n");
+        break;
+      case '\r':
+        buf_puts(b, "\\r");
+        break;
+      case '\t':
+        buf_puts(b, "\\t");
+        break;
+      case '\b':
+        buf_puts(b, "\\b");
+        break;
+      case '\f':
+        buf_puts(b, "\\f");
+        break;
+      default:
+        buf_printf(b, "\\u%04x", c);
+        break;
+      }
+      i++;
+      continue;
+    }
+    size_t l = utf8_seq(u + i, n - i);
+    if (l == 0) {
+      buf_put(b, replacement_char, 3);
+      i++;
+    } else {
+      buf_put(b, s + i, l);
+      i += l;
+    }
+  }
+}
+
+/* Appends s with every character outside [A-Za-z0-9_] replaced by one `_` (per character, not per
+ * byte). */
+static void put_sanitized(struct buf *b, const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
+  for (size_t i = 0; i < n;) {
+    unsigned c = u[i];
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_') {
+      buf_putc(b, (char)c);
+      i++;
+      continue;
+    }
+    buf_putc(b, '_');
+    size_t l = c < 0x80 ? 1 : utf8_seq(u + i, n - i);
+    i += l ? l : 1;
+  }
+}
+
+/* A label name as Loki's OTLP endpoint writes it (otlptranslator.NormalizeLabel): characters
+ * outside [A-Za-z0-9_] become `_`, a leading digit gets the prefix `key_` and a leading `_` the
+ * prefix `key`. Unlike NormalizeLabel, a leading `__` gets the prefix too, which keeps names out of
+ * the `__` namespace that Loki reserves, and non-ASCII letters become `_` as well, which keeps the
+ * names valid for Loki servers that check them the classic Prometheus way. */
+static void put_label_name(struct buf *b, const char *s, size_t n) {
+  if (n == 0)
+    return;
+  unsigned char c0 = (unsigned char)s[0];
+  if (c0 >= '0' && c0 <= '9')
+    buf_puts(b, "key_");
+  else if (!((c0 >= 'a' && c0 <= 'z') || (c0 >= 'A' && c0 <= 'Z')))
+    buf_puts(b, "key");
+  put_sanitized(b, s, n);
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void put_base64(struct buf *b, const uint8_t *d, size_t n) {
+  if (!buf_reserve(b, (n + 2) / 3 * 4))
+    return;
+  for (size_t i = 0; i < n; i += 3) {
+    uint32_t v = (uint32_t)d[i] << 16;
+    if (i + 1 < n)
+      v |= (uint32_t)d[i + 1] << 8;
+    if (i + 2 < n)
+      v |= d[i + 2];
+    char q[4] = {b64[(v >> 18) & 63], b64[(v >> 12) & 63], i + 1 < n ? b64[(v >> 6) & 63] : '=',
+                 i + 2 < n ? b64[v & 63] : '='};
+    buf_put(b, q, 4);
+  }
+}
+
+/* A double as Go's pdata writes it (ES6 number to string): the fewest digits that read back, in
+ * fixed notation from 1e-6 to 1e21, else with an unpadded exponent. Not finite: NaN, +Inf, -Inf
+ * (strconv's 'g' form). */
+static void put_double(struct buf *b, double v) {
+  if (isnan(v)) {
+    buf_puts(b, "NaN");
+    return;
+  }
+  if (isinf(v)) {
+    buf_puts(b, v > 0 ? "+Inf" : "-Inf");
+    return;
+  }
+  char e[40], out[48];
+  int prec = 1;
+  for (; prec < 17; prec++) {
+    snprintf(e, sizeof e, "%.*e", prec - 1, v);
+    if (strtod(e, NULL) == v)
+      break;
+  }
+  snprintf(e, sizeof e, "%.*e", prec - 1, v);
+  double a = fabs(v);
+  const char *ep = strchr(e, 'e');
+  int exp10 = ep ? atoi(ep + 1) : 0;
+  if (a == 0 || (a >= 1e-6 && a < 1e21)) {
+    int decimals = prec - 1 - exp10;
+    snprintf(out, sizeof out, "%.*f", decimals > 0 ? decimals : 0, v);
+    buf_puts(b, out);
+    return;
+  }
+  /* 1.5e-07 → 1.5e-7, 1e+21 stays. */
+  buf_put(b, e, (size_t)(ep - e));
+  buf_printf(b, "e%c%d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
+}
+
+struct sorted_kv {
+  const KeyValue *kv;
+  size_t index;
+};
+
+static int cmp_sorted_kv(const void *pa, const void *pb) {
+  const struct sorted_kv *a = pa, *b = pb;
+  int c = strcmp(a->kv->key, b->kv->key);
+  if (c)
+    return c;
+  return a->index < b->index ? -1 : a->index > b->index;
+}
+
+static void put_json_value(struct buf *b, struct arena *ar, const AnyValue *v, int depth);
+
+/* A map as Go marshals map[string]any: keys sorted, a repeated key written once (the last). */
+static void put_json_map(struct buf *b, struct arena *ar, KeyValue **kvs, size_t n, int depth) {
+  buf_putc(b, '{');
+  struct sorted_kv *s = n ? arena_alloc(ar, n * sizeof *s) : NULL;
+  if (n && !s) {
+    b->failed = true;
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    s[i].kv = kvs[i];
+    s[i].index = i;
+  }
+  if (n > 1)
+    qsort(s, n, sizeof *s, cmp_sorted_kv);
+  bool first = true;
+  for (size_t i = 0; i < n; i++) {
+    if (i + 1 < n && strcmp(s[i].kv->key, s[i + 1].kv->key) == 0)
+      continue;
+    if (!first)
+      buf_putc(b, ',');
+    first = false;
+    buf_putc(b, '"');
+    put_text(b, s[i].kv->key, strlen(s[i].kv->key), ESC_JSON);
+    buf_puts(b, "\":");
+    put_json_value(b, ar, s[i].kv->value, depth + 1);
+  }
+  buf_putc(b, '}');
+}
+
+static void put_json_value(struct buf *b, struct arena *ar, const AnyValue *v, int depth) {
+  if (!v || depth > MAX_VALUE_DEPTH) {
+    buf_puts(b, "null");
+    return;
+  }
+  switch (v->value_case) {
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+    buf_putc(b, '"');
+    put_text(b, v->string_value, strlen(v->string_value), ESC_JSON);
+    buf_putc(b, '"');
+    break;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
+    buf_puts(b, v->bool_value ? "true" : "false");
+    break;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
+    buf_printf(b, "%" PRId64, v->int_value);
+    break;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+    /* JSON has no NaN or infinities. */
+    if (isfinite(v->double_value))
+      put_double(b, v->double_value);
+    else
+      buf_puts(b, "null");
+    break;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
+    buf_putc(b, '"');
+    put_base64(b, v->bytes_value.data, v->bytes_value.len);
+    buf_putc(b, '"');
+    break;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
+    buf_putc(b, '[');
+    for (size_t i = 0; v->array_value && i < v->array_value->n_values; i++) {
+      if (i)
+        buf_putc(b, ',');
+      put_json_value(b, ar, v->array_value->values[i], depth + 1);
+    }
+    buf_putc(b, ']');
+    break;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
+    put_json_map(b, ar, v->kvlist_value ? v->kvlist_value->values : NULL,
+                 v->kvlist_value ? v->kvlist_value->n_values : 0, depth);
+    break;
+  default:
+    buf_puts(b, "null");
+    break;
+  }
+}
+
+/* pdata's Value.AsString. */
+static void put_value_string(struct buf *b, struct arena *ar, const AnyValue *v) {
+  if (!v)
+    return;
+  switch (v->value_case) {
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+    put_text(b, v->string_value, strlen(v->string_value), ESC_NONE);
+    break;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
+    buf_puts(b, v->bool_value ? "true" : "false");
+    break;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
+    buf_printf(b, "%" PRId64, v->int_value);
+    break;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+    put_double(b, v->double_value);
+    break;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
+    put_base64(b, v->bytes_value.data, v->bytes_value.len);
+    break;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
+    put_json_value(b, ar, v, 0);
+    break;
+  default:
+    break;
+  }
+}
+
+/* Whether AsString of v is not empty (Loki's test for a usable service.name). */
+static bool value_nonempty(const AnyValue *v) {
+  if (!v)
+    return false;
+  switch (v->value_case) {
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+    return v->string_value[0] != '\0';
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
+    return v->bytes_value.len > 0;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE__NOT_SET:
+    return false;
+  default:
+    return true;
+  }
+}
+
+/* --- name/value pairs --- */
+
+struct kv {
+  const char *name, *value;
+};
+
+/* A growing array of pairs (malloc'd scratch, reused). */
+struct kvvec {
+  struct kv *v;
+  size_t n, cap;
+  bool failed;
+};
+
+static void kv_push(struct kvvec *kv, const char *name, const char *value) {
+  if (kv->failed)
+    return;
+  if (!name || !value) {
+    kv->failed = true;
+    return;
+  }
+  if (kv->n == kv->cap) {
+    size_t ncap = kv->cap ? kv->cap * 2 : 16;
+    struct kv *nv = realloc(kv->v, ncap * sizeof *nv);
+    if (!nv) {
+      kv->failed = true;
+      return;
+    }
+    kv->v = nv;
+    kv->cap = ncap;
+  }
+  kv->v[kv->n].name = name;
+  kv->v[kv->n].value = value;
+  kv->n++;
+}
+
+/* A run of pairs in the arena, shared by every entry of a resource or scope; pb is its protobuf
+ * form, built on first use. */
+struct kvs {
+  const struct kv *v;
+  size_t n;
+  Logproto__LabelPairAdapter **pb;
+};
+
+struct enc {
+  const struct loki_mapping_cfg *cfg;
+  struct arena ar;
+  struct buf tmp, line;
+  struct kvvec scratch, own, labels;
+  uint64_t now;
+  bool nomem;
+};
+
+static const char *arena_buf(struct enc *e, struct buf *b, size_t from) {
+  if (b->failed) {
+    e->nomem = true;
+    return NULL;
+  }
+  const char *p = arena_strndup(&e->ar, b->p ? b->p + from : "", b->len - from);
+  if (!p)
+    e->nomem = true;
+  return p;
+}
+
+/* Adds attribute key=v to out, flattening a map into `<key>_<subkey>` pairs as Loki does; names
+ * normalized, values as AsString. prefix is an already normalized name or NULL. */
+static void add_attr(struct enc *e, struct kvvec *out, const char *prefix, const char *key,
+                     const AnyValue *v, int depth) {
+  if (depth > MAX_VALUE_DEPTH)
+    return;
+  struct buf *t = &e->tmp;
+  t->len = 0;
+  if (prefix && *prefix) {
+    buf_puts(t, prefix);
+    buf_putc(t, '_');
+    /* The prefix already starts with a letter, so only the characters need fixing. */
+    put_sanitized(t, key, strlen(key));
+  } else {
+    put_label_name(t, key, strlen(key));
+  }
+  const char *name = arena_buf(e, t, 0);
+  if (!name)
+    return;
+  if (v && v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE) {
+    for (size_t i = 0; v->kvlist_value && i < v->kvlist_value->n_values; i++) {
+      const KeyValue *c = v->kvlist_value->values[i];
+      add_attr(e, out, name, c->key, c->value, depth + 1);
+    }
+    return;
+  }
+  if (!*name)
+    return; /* an empty key makes no valid label name */
+  t->len = 0;
+  put_value_string(t, &e->ar, v);
+  kv_push(out, name, arena_buf(e, t, 0));
+}
+
+static bool in_list(const char *key, const char *const *list, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (list[i] && strcmp(list[i], key) == 0)
+      return true;
+  return false;
+}
+
+static const char *arena_fmt(struct enc *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static const char *arena_fmt(struct enc *e, const char *fmt, ...) {
+  char tmp[64];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  const char *p = n >= 0 ? arena_strndup(&e->ar, tmp, (size_t)n) : NULL;
+  if (!p)
+    e->nomem = true;
+  return p;
+}
+
+/* Hex of an id, or NULL when it is not of the expected length or all zero (pdata's IsEmpty). */
+static const char *hex_id(struct enc *e, ProtobufCBinaryData id, size_t want) {
+  if (id.len != want)
+    return NULL;
+  bool zero = true;
+  for (size_t i = 0; i < id.len; i++)
+    zero = zero && id.data[i] == 0;
+  if (zero)
+    return NULL;
+  char *p = arena_alloc(&e->ar, id.len * 2 + 1);
+  if (!p) {
+    e->nomem = true;
+    return NULL;
+  }
+  static const char hex[] = "0123456789abcdef";
+  for (size_t i = 0; i < id.len; i++) {
+    p[2 * i] = hex[id.data[i] >> 4];
+    p[2 * i + 1] = hex[id.data[i] & 15];
+  }
+  p[id.len * 2] = '\0';
+  return p;
+}
+
+static struct kvs *arena_kvs(struct enc *e, const struct kvvec *v) {
+  struct kvs *k = arena_alloc(&e->ar, sizeof *k);
+  struct kv *a = v->n ? arena_alloc(&e->ar, v->n * sizeof *a) : NULL;
+  if (!k || (v->n && !a)) {
+    e->nomem = true;
+    return NULL;
+  }
+  if (v->n)
+    memcpy(a, v->v, v->n * sizeof *a);
+  k->v = a;
+  k->n = v->n;
+  k->pb = NULL;
+  return k;
+}
+
+/* --- severity → level --- */
+
+static const char *const level_by_range[] = {"trace", "debug", "info", "warn", "error", "fatal"};
+
+static bool text_is(const char *lower, const char *const *names) {
+  for (; *names; names++)
+    if (strcmp(lower, *names) == 0)
+      return true;
+  return false;
+}
+
+/* The `level` label: from the severity number's range (1-4 trace ... 21-24 fatal), else from the
+ * severity text (common spellings folded to those names, anything else lowercased), else
+ * "unknown". */
+static const char *level_of(struct enc *e, const LogRecord *r) {
+  int num = (int)r->severity_number;
+  if (num >= 1 && num <= 24)
+    return level_by_range[(num - 1) / 4];
+  const char *text = r->severity_text ? r->severity_text : "";
+  if (!*text)
+    return "unknown";
+  static const char *const trace[] = {"trace", "trc", NULL};
+  static const char *const debug[] = {"debug", "dbg", NULL};
+  static const char *const info[] = {"info", "inf", "information", "informational", NULL};
+  static const char *const warn[] = {"warn", "wrn", "warning", NULL};
+  static const char *const error[] = {"error", "err", "eror", NULL};
+  static const char *const fatal[] = {"fatal", "ftl",       "critical", "crit", "alert",
+                                      "emerg", "emergency", "panic",    NULL};
+  struct buf *t = &e->tmp;
+  t->len = 0;
+  for (const char *p = text; *p; p++)
+    buf_putc(t, (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p);
+  if (t->failed) {
+    e->nomem = true;
+    return "unknown";
+  }
+  if (text_is(t->p, trace))
+    return "trace";
+  if (text_is(t->p, debug))
+    return "debug";
+  if (text_is(t->p, info))
+    return "info";
+  if (text_is(t->p, warn))
+    return "warn";
+  if (text_is(t->p, error))
+    return "error";
+  if (text_is(t->p, fatal))
+    return "fatal";
+  struct buf *l = &e->line; /* free at this point: the line is built after the labels */
+  l->len = 0;
+  put_text(l, t->p, t->len, ESC_NONE);
+  const char *s = arena_buf(e, l, 0);
+  return s ? s : "unknown";
+}
+
+/* --- labels and streams --- */
+
+/* Sorts pairs by name (stably) and keeps the last of each name, unless its value is empty: an empty
+ * label value means no label in Loki (as in Prometheus). */
+static void sort_dedupe(struct kvvec *v) {
+  for (size_t i = 1; i < v->n; i++) {
+    struct kv x = v->v[i];
+    size_t j = i;
+    while (j > 0 && strcmp(v->v[j - 1].name, x.name) > 0) {
+      v->v[j] = v->v[j - 1];
+      j--;
+    }
+    v->v[j] = x;
+  }
+  size_t o = 0;
+  for (size_t i = 0; i < v->n; i++) {
+    if (i + 1 < v->n && strcmp(v->v[i].name, v->v[i + 1].name) == 0)
+      continue;
+    if (v->v[i].value[0] != '\0')
+      v->v[o++] = v->v[i];
+  }
+  v->n = o;
+}
+
+static bool has_label(const struct kvvec *v, const char *name) {
+  for (size_t i = 0; i < v->n; i++)
+    if (strcmp(v->v[i].name, name) == 0)
+      return true;
+  return false;
+}
+
+/* A label value inside the selector's double quotes, escaped as a Go string literal (Loki parses
+ * the selector with its LogQL parser). */
+static void put_label_value(struct buf *b, const char *s) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    switch (c) {
+    case '\\':
+      buf_puts(b, "\\\\");
+      break;
+    case '"':
+      buf_puts(b, "\\\"");
+      break;
+    case '\n':
+      buf_puts(b, "\\n");
+      break;
+    case '\r':
+      buf_puts(b, "\\r");
+      break;
+    case '\t':
+      buf_puts(b, "\\t");
+      break;
+    default:
+      if (c < 0x20 || c == 0x7f)
+        buf_printf(b, "\\x%02x", c);
+      else
+        buf_putc(b, (char)c);
+    }
+  }
+}
+
+struct entry {
+  uint64_t ts;
+  size_t seq;
+  const char *line;
+  const struct kv *own;
+  size_t n_own;
+  struct kvs *res, *scope;
+};
+
+struct stream {
+  const char *selector;
+  struct kv *labels;
+  size_t n_labels;
+  uint64_t hash;
+  struct entry *e;
+  size_t n, cap;
+};
+
+struct streams {
+  struct stream *s;
+  size_t n, cap;
+  uint32_t *table; /* stream index + 1, 0 = empty; open addressing */
+  size_t table_cap;
+};
+
+static uint64_t fnv1a(const char *s, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+static bool table_grow(struct enc *e, struct streams *st) {
+  size_t ncap = st->table_cap ? st->table_cap * 2 : 64;
+  uint32_t *nt = arena_alloc(&e->ar, ncap * sizeof *nt);
+  if (!nt)
+    return false;
+  memset(nt, 0, ncap * sizeof *nt);
+  for (size_t i = 0; i < st->n; i++) {
+    size_t k = (size_t)st->s[i].hash & (ncap - 1);
+    while (nt[k])
+      k = (k + 1) & (ncap - 1);
+    nt[k] = (uint32_t)(i + 1);
+  }
+  st->table = nt;
+  st->table_cap = ncap;
+  return true;
+}
+
+/* The stream with the labels in e->labels (sorted), created if new. Returns its index or -1 when
+ * out of memory. */
+static long stream_for(struct enc *e, struct streams *st) {
+  struct buf *t = &e->tmp;
+  t->len = 0;
+  buf_putc(t, '{');
+  for (size_t i = 0; i < e->labels.n; i++) {
+    if (i)
+      buf_puts(t, ", ");
+    buf_puts(t, e->labels.v[i].name);
+    buf_puts(t, "=\"");
+    put_label_value(t, e->labels.v[i].value);
+    buf_putc(t, '"');
+  }
+  buf_putc(t, '}');
+  if (t->failed)
+    return -1;
+  uint64_t h = fnv1a(t->p, t->len);
+  if (st->table_cap) {
+    for (size_t k = (size_t)h & (st->table_cap - 1); st->table[k];
+         k = (k + 1) & (st->table_cap - 1)) {
+      struct stream *s = &st->s[st->table[k] - 1];
+      if (s->hash == h && strcmp(s->selector, t->p) == 0)
+        return (long)(st->table[k] - 1);
+    }
+  }
+  if (st->n >= UINT32_MAX - 1)
+    return -1;
+  if ((st->n + 1) * 2 > st->table_cap && !table_grow(e, st))
+    return -1;
+  if (st->n == st->cap) {
+    size_t ncap = st->cap ? st->cap * 2 : 16;
+    struct stream *ns = arena_alloc(&e->ar, ncap * sizeof *ns);
+    if (!ns)
+      return -1;
+    if (st->n)
+      memcpy(ns, st->s, st->n * sizeof *ns);
+    st->s = ns;
+    st->cap = ncap;
+  }
+  struct stream *s = &st->s[st->n];
+  memset(s, 0, sizeof *s);
+  s->hash = h;
+  s->selector = arena_strndup(&e->ar, t->p, t->len);
+  s->labels = arena_alloc(&e->ar, e->labels.n * sizeof *s->labels);
+  if (!s->selector || !s->labels)
+    return -1;
+  memcpy(s->labels, e->labels.v, e->labels.n * sizeof *s->labels);
+  s->n_labels = e->labels.n;
+  size_t k = (size_t)h & (st->table_cap - 1);
+  while (st->table[k])
+    k = (k + 1) & (st->table_cap - 1);
+  st->table[k] = (uint32_t)(st->n + 1);
+  return (long)st->n++;
+}
+
+static struct entry *stream_add(struct enc *e, struct stream *s) {
+  if (s->n == s->cap) {
+    /* Old arrays stay in the arena until the end: at most as much again as the final one. */
+    size_t ncap = s->cap ? s->cap * 2 : 8;
+    struct entry *ne = arena_alloc(&e->ar, ncap * sizeof *ne);
+    if (!ne)
+      return NULL;
+    if (s->n)
+      memcpy(ne, s->e, s->n * sizeof *ne);
+    s->e = ne;
+    s->cap = ncap;
+  }
+  return &s->e[s->n++];
+}
+
+static int cmp_entry(const void *pa, const void *pb) {
+  const struct entry *a = pa, *b = pb;
+  if (a->ts != b->ts)
+    return a->ts < b->ts ? -1 : 1;
+  return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* --- logfmt (structured_metadata: false) --- */
+
+static void put_logfmt_value(struct buf *b, const char *s) {
+  bool quote = false;
+  for (const unsigned char *p = (const unsigned char *)s; *p && !quote; p++)
+    quote = *p <= ' ' || *p == '=' || *p == '"' || *p == 0x7f ||
+            (p[0] == 0xEF && p[1] == 0xBF && p[2] == 0xBD);
+  if (!quote) {
+    buf_puts(b, s);
+    return;
+  }
+  buf_putc(b, '"');
+  put_text(b, s, strlen(s), ESC_JSON);
+  buf_putc(b, '"');
+}
+
+static void put_logfmt(struct buf *b, const struct kv *v, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (b->len)
+      buf_putc(b, ' ');
+    buf_puts(b, v[i].name);
+    buf_putc(b, '=');
+    put_logfmt_value(b, v[i].value);
+  }
+}
+
+/* --- the translation --- */
+
+static int add_record(struct enc *e, struct streams *st, const struct kvvec *base,
+                      bool has_service_name, struct kvs *res_md, struct kvs *scope_md,
+                      const LogRecord *r, size_t seq) {
+  const struct loki_mapping_cfg *cfg = e->cfg;
+  e->own.n = 0;
+  e->labels.n = 0;
+  for (size_t i = 0; i < base->n; i++)
+    kv_push(&e->labels, base->v[i].name, base->v[i].value);
+  for (size_t i = 0; i < r->n_attributes; i++) {
+    const KeyValue *a = r->attributes[i];
+    bool label = in_list(a->key, cfg->record_labels, cfg->n_record_labels);
+    add_attr(e, label ? &e->labels : &e->own, NULL, a->key, a->value, 0);
+  }
+  if (cfg->level_label && !has_label(&e->labels, "level"))
+    kv_push(&e->labels, "level", level_of(e, r));
+  if (!has_service_name && !has_label(&e->labels, "service_name"))
+    kv_push(&e->labels, "service_name", "unknown_service");
+  sort_dedupe(&e->labels);
+  if (e->labels.n == 0)
+    kv_push(&e->labels, "service_name",
+            "unknown_service"); /* Loki refuses a stream without labels */
+
+  if (r->time_unix_nano && r->observed_time_unix_nano)
+    kv_push(&e->own, "observed_timestamp",
+            arena_fmt(e, "%" PRIu64, (uint64_t)r->observed_time_unix_nano));
+  if (r->severity_number)
+    kv_push(&e->own, "severity_number", arena_fmt(e, "%d", (int)r->severity_number));
+  if (r->severity_text && *r->severity_text) {
+    e->tmp.len = 0;
+    put_text(&e->tmp, r->severity_text, strlen(r->severity_text), ESC_NONE);
+    kv_push(&e->own, "severity_text", arena_buf(e, &e->tmp, 0));
+  }
+  if (r->dropped_attributes_count)
+    kv_push(&e->own, "dropped_attributes_count", arena_fmt(e, "%u", r->dropped_attributes_count));
+  if (r->flags)
+    kv_push(&e->own, "flags", arena_fmt(e, "%u", r->flags));
+  const char *tid = hex_id(e, r->trace_id, 16), *sid = hex_id(e, r->span_id, 8);
+  if (tid)
+    kv_push(&e->own, "trace_id", tid);
+  if (sid)
+    kv_push(&e->own, "span_id", sid);
+
+  struct buf *l = &e->line;
+  l->len = 0;
+  put_value_string(l, &e->ar, r->body);
+  if (!cfg->structured_metadata) {
+    put_logfmt(l, e->own.v, e->own.n);
+    if (res_md)
+      put_logfmt(l, res_md->v, res_md->n);
+    if (scope_md)
+      put_logfmt(l, scope_md->v, scope_md->n);
+  }
+  const char *line = arena_buf(e, l, 0);
+  if (e->nomem || e->own.failed || e->labels.failed || !line)
+    return OTC_ERR_NOMEM;
+
+  long si = stream_for(e, st);
+  if (si < 0)
+    return OTC_ERR_NOMEM;
+  struct entry *en = stream_add(e, &st->s[si]);
+  if (!en)
+    return OTC_ERR_NOMEM;
+  en->ts = r->time_unix_nano            ? r->time_unix_nano
+           : r->observed_time_unix_nano ? r->observed_time_unix_nano
+                                        : e->now;
+  en->seq = seq;
+  en->line = line;
+  en->own = NULL;
+  en->n_own = 0;
+  en->res = en->scope = NULL;
+  if (cfg->structured_metadata) {
+    if (e->own.n) {
+      struct kvs *own = arena_kvs(e, &e->own);
+      if (!own)
+        return OTC_ERR_NOMEM;
+      en->own = own->v;
+      en->n_own = own->n;
+    }
+    en->res = res_md && res_md->n ? res_md : NULL;
+    en->scope = scope_md && scope_md->n ? scope_md : NULL;
+  }
+  return 0;
+}
+
+static int translate(struct enc *e, const LogsRequest *req, struct streams *st, size_t *count) {
+  const struct loki_mapping_cfg *cfg = e->cfg;
+  size_t seq = 0;
+  for (size_t i = 0; i < req->n_resource_logs; i++) {
+    const ResourceLogs *rl = req->resource_logs[i];
+    bool any = false;
+    for (size_t j = 0; j < rl->n_scope_logs && !any; j++)
+      any = rl->scope_logs[j]->n_log_records > 0;
+    if (!any)
+      continue;
+    /* The resource's labels and metadata, shared by all its records. */
+    struct kvvec *base = &e->scratch;
+    base->n = 0;
+    struct kvvec res_md = {0};
+    bool has_service_name = false;
+    const size_t n_attrs = rl->resource ? rl->resource->n_attributes : 0;
+    for (size_t k = 0; k < n_attrs; k++) {
+      const KeyValue *a = rl->resource->attributes[k];
+      if (strcmp(a->key, "service.name") == 0 && value_nonempty(a->value))
+        has_service_name = true;
+      bool label = in_list(a->key, cfg->resource_labels, cfg->n_resource_labels);
+      add_attr(e, label ? base : &res_md, NULL, a->key, a->value, 0);
+    }
+    if (!has_service_name) {
+      for (size_t k = 0; k < base->n && !has_service_name; k++) {
+        for (size_t m = 0; m < sizeof service_name_sources / sizeof *service_name_sources; m++) {
+          if (strcmp(base->v[k].name, service_name_sources[m]) == 0) {
+            kv_push(base, "service_name", base->v[k].value);
+            has_service_name = true;
+            break;
+          }
+        }
+      }
+    }
+    struct kvs *res_kvs = res_md.failed ? NULL : arena_kvs(e, &res_md);
+    bool failed = res_md.failed || base->failed;
+    free(res_md.v);
+    if (failed || !res_kvs || e->nomem)
+      return OTC_ERR_NOMEM;
+    /* The base is copied because e->scratch is reused for the scope's metadata. */
+    struct kvvec base_copy = {0};
+    for (size_t k = 0; k < base->n; k++)
+      kv_push(&base_copy, base->v[k].name, base->v[k].value);
+    if (base_copy.failed) {
+      free(base_copy.v);
+      return OTC_ERR_NOMEM;
+    }
+
+    int rc = 0;
+    for (size_t j = 0; j < rl->n_scope_logs && rc == 0; j++) {
+      const ScopeLogs *sl = rl->scope_logs[j];
+      if (sl->n_log_records == 0)
+        continue;
+      struct kvvec *smd = &e->scratch;
+      smd->n = 0;
+      const Scope *sc = sl->scope;
+      for (size_t k = 0; sc && k < sc->n_attributes; k++)
+        add_attr(e, smd, NULL, sc->attributes[k]->key, sc->attributes[k]->value, 0);
+      if (sc && sc->name && *sc->name) {
+        e->tmp.len = 0;
+        put_text(&e->tmp, sc->name, strlen(sc->name), ESC_NONE);
+        kv_push(smd, "scope_name", arena_buf(e, &e->tmp, 0));
+      }
+      if (sc && sc->version && *sc->version) {
+        e->tmp.len = 0;
+        put_text(&e->tmp, sc->version, strlen(sc->version), ESC_NONE);
+        kv_push(smd, "scope_version", arena_buf(e, &e->tmp, 0));
+      }
+      if (sc && sc->dropped_attributes_count)
+        kv_push(smd, "scope_dropped_attributes_count",
+                arena_fmt(e, "%u", sc->dropped_attributes_count));
+      struct kvs *scope_kvs = smd->failed ? NULL : arena_kvs(e, smd);
+      if (!scope_kvs || e->nomem) {
+        rc = OTC_ERR_NOMEM;
+        break;
+      }
+      for (size_t k = 0; k < sl->n_log_records && rc == 0; k++)
+        rc = add_record(e, st, &base_copy, has_service_name, res_kvs, scope_kvs, sl->log_records[k],
+                        seq++);
+    }
+    free(base_copy.v);
+    if (rc != 0)
+      return rc;
+  }
+  *count = seq;
+  for (size_t i = 0; i < st->n; i++) {
+    struct stream *s = &st->s[i];
+    bool sorted = true;
+    for (size_t k = 1; k < s->n && sorted; k++)
+      sorted = s->e[k - 1].ts <= s->e[k].ts;
+    if (!sorted)
+      qsort(s->e, s->n, sizeof *s->e, cmp_entry);
+  }
+  return 0;
+}
+
+/* --- output --- */
+
+static Logproto__LabelPairAdapter *pb_pair(struct enc *e, const struct kv *kv) {
+  Logproto__LabelPairAdapter *p = arena_alloc(&e->ar, sizeof *p);
+  if (!p)
+    return NULL;
+  logproto__label_pair_adapter__init(p);
+  p->name = (char *)kv->name;
+  p->value = (char *)kv->value;
+  return p;
+}
+
+static bool pb_kvs(struct enc *e, struct kvs *k) {
+  if (!k || k->pb)
+    return true;
+  k->pb = arena_alloc(&e->ar, k->n * sizeof *k->pb);
+  if (!k->pb)
+    return false;
+  for (size_t i = 0; i < k->n; i++)
+    if (!(k->pb[i] = pb_pair(e, &k->v[i])))
+      return false;
+  return true;
+}
+
+static int encode_protobuf(struct enc *e, const struct streams *st, uint8_t **out,
+                           size_t *out_len) {
+  Logproto__PushRequest req = LOGPROTO__PUSH_REQUEST__INIT;
+  req.n_streams = st->n;
+  req.streams = st->n ? arena_alloc(&e->ar, st->n * sizeof *req.streams) : NULL;
+  if (st->n && !req.streams)
+    return OTC_ERR_NOMEM;
+  for (size_t i = 0; i < st->n; i++) {
+    const struct stream *s = &st->s[i];
+    Logproto__StreamAdapter *sa = arena_alloc(&e->ar, sizeof *sa);
+    Logproto__EntryAdapter **entries = arena_alloc(&e->ar, s->n * sizeof *entries);
+    if (!sa || !entries)
+      return OTC_ERR_NOMEM;
+    logproto__stream_adapter__init(sa);
+    sa->labels = (char *)s->selector;
+    sa->n_entries = s->n;
+    sa->entries = entries;
+    req.streams[i] = sa;
+    for (size_t k = 0; k < s->n; k++) {
+      const struct entry *en = &s->e[k];
+      Logproto__EntryAdapter *ea = arena_alloc(&e->ar, sizeof *ea);
+      Google__Protobuf__Timestamp *ts = arena_alloc(&e->ar, sizeof *ts);
+      if (!ea || !ts)
+        return OTC_ERR_NOMEM;
+      logproto__entry_adapter__init(ea);
+      google__protobuf__timestamp__init(ts);
+      ts->seconds = (int64_t)(en->ts / 1000000000u);
+      ts->nanos = (int32_t)(en->ts % 1000000000u);
+      ea->timestamp = ts;
+      ea->line = (char *)en->line;
+      size_t n_md = en->n_own + (en->res ? en->res->n : 0) + (en->scope ? en->scope->n : 0);
+      if (n_md) {
+        if (!pb_kvs(e, en->res) || !pb_kvs(e, en->scope))
+          return OTC_ERR_NOMEM;
+        Logproto__LabelPairAdapter **md = arena_alloc(&e->ar, n_md * sizeof *md);
+        if (!md)
+          return OTC_ERR_NOMEM;
+        size_t m = 0;
+        for (size_t j = 0; j < en->n_own; j++)
+          if (!(md[m++] = pb_pair(e, &en->own[j])))
+            return OTC_ERR_NOMEM;
+        for (size_t j = 0; en->res && j < en->res->n; j++)
+          md[m++] = en->res->pb[j];
+        for (size_t j = 0; en->scope && j < en->scope->n; j++)
+          md[m++] = en->scope->pb[j];
+        ea->n_structuredmetadata = n_md;
+        ea->structuredmetadata = md;
+      }
+      entries[k] = ea;
+    }
+  }
+  size_t n = logproto__push_request__get_packed_size(&req);
+  uint8_t *p = malloc(n ? n : 1);
+  if (!p)
+    return OTC_ERR_NOMEM;
+  *out_len = logproto__push_request__pack(&req, p);
+  *out = p;
+  return 0;
+}
+
+static int json_put_pairs(json_t *obj, const struct kv *v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (json_object_set_new(obj, v[i].name, json_string(v[i].value)) != 0)
+      return -1;
+  return 0;
+}
+
+static int encode_json(const struct streams *st, uint8_t **out, size_t *out_len) {
+  int rc = OTC_ERR_NOMEM;
+  json_t *root = json_object(), *streams = json_array();
+  if (!root || !streams || json_object_set(root, "streams", streams) != 0)
+    goto cleanup;
+  /* The *_new calls take the reference they are given even when they fail (and fail on NULL),
+   * so every object is owned by the tree as soon as it exists. */
+  for (size_t i = 0; i < st->n; i++) {
+    const struct stream *s = &st->s[i];
+    json_t *so = json_object(), *labels, *values;
+    if (json_array_append_new(streams, so) != 0 ||
+        json_object_set_new(so, "stream", labels = json_object()) != 0 ||
+        json_object_set_new(so, "values", values = json_array()) != 0)
+      goto cleanup;
+    if (json_put_pairs(labels, s->labels, s->n_labels) != 0)
+      goto cleanup;
+    for (size_t k = 0; k < s->n; k++) {
+      const struct entry *en = &s->e[k];
+      char ts[32];
+      snprintf(ts, sizeof ts, "%" PRIu64, en->ts);
+      json_t *v = json_array();
+      if (!v || json_array_append_new(values, v) != 0 ||
+          json_array_append_new(v, json_string(ts)) != 0 ||
+          json_array_append_new(v, json_string(en->line)) != 0)
+        goto cleanup;
+      size_t n_md = en->n_own + (en->res ? en->res->n : 0) + (en->scope ? en->scope->n : 0);
+      if (n_md) {
+        json_t *md = json_object();
+        if (!md || json_array_append_new(v, md) != 0 ||
+            json_put_pairs(md, en->own, en->n_own) != 0 ||
+            (en->res && json_put_pairs(md, en->res->v, en->res->n) != 0) ||
+            (en->scope && json_put_pairs(md, en->scope->v, en->scope->n) != 0))
+          goto cleanup;
+      }
+    }
+  }
+  char *s = json_dumps(root, JSON_COMPACT);
+  if (!s)
+    goto cleanup;
+  *out = (uint8_t *)s;
+  *out_len = strlen(s);
+  rc = 0;
+cleanup:
+  json_decref(streams);
+  json_decref(root);
+  return rc;
+}
+
+int otc_loki__encode(const uint8_t *otlp, size_t len, const struct loki_mapping_cfg *cfg,
+                     enum otc_loki_format format, uint8_t **out, size_t *out_len,
+                     size_t *n_entries) {
+  int rc = 0;
+  struct enc e;
+  memset(&e, 0, sizeof e);
+  e.cfg = cfg;
+  *out = NULL;
+  *out_len = 0;
+  *n_entries = 0;
+  struct otc_wire_stats ws;
+  char why[128];
+  static const uint8_t empty[1] = {0};
+  if (otc_wire_scan(OTC_SIGNAL_LOGS, len ? otlp : empty, len, OTC_WIRE_DEFAULT_MAX_DEPTH, &ws, why,
+                    sizeof why) != 0)
+    return OTC_ERR_INVALID;
+  if (cfg->now_ns > 0) {
+    e.now = (uint64_t)cfg->now_ns;
+  } else {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    e.now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  }
+  /* The decoded form takes a few times the wire size; starting with chunks of about that size
+   * keeps their number small. */
+  e.ar.next_size = len * 2 < ARENA_MAX_CHUNK ? len * 2 : ARENA_MAX_CHUNK;
+  ProtobufCAllocator alloc = {.alloc = pb_alloc, .free = pb_free, .allocator_data = &e.ar};
+  LogsRequest *req = opentelemetry__proto__collector__logs__v1__export_logs_service_request__unpack(
+      &alloc, len, len ? otlp : empty);
+  if (!req) {
+    /* The scan accepted the bytes, so only memory can be missing. */
+    rc = OTC_ERR_NOMEM;
+    goto cleanup;
+  }
+  struct streams st;
+  memset(&st, 0, sizeof st);
+  size_t count = 0;
+  if ((rc = translate(&e, req, &st, &count)) != 0)
+    goto cleanup;
+  rc = format == OTC_LOKI_FORMAT_JSON ? encode_json(&st, out, out_len)
+                                      : encode_protobuf(&e, &st, out, out_len);
+  if (rc == 0)
+    *n_entries = count;
+cleanup:
+  arena_free(&e.ar);
+  free(e.tmp.p);
+  free(e.line.p);
+  free(e.scratch.v);
+  free(e.own.v);
+  free(e.labels.v);
+  return rc;
+}
