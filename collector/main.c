@@ -94,28 +94,49 @@ static struct otc_cfg_node *load_config(const char *path, struct otc_cfg_err *er
   return otc_cfg_load_file(path, err);
 }
 
+/* The signals the service stops on; static because the watchdog thread reads it after run()'s
+ * frame may be gone. */
+static sigset_t stop_signals;
+
 /* Waits out the shutdown deadline; if the process is still flushing by then, or a second signal
  * arrives, it exits at once. */
 static void *shutdown_watchdog(void *arg) {
-  sigset_t *set = arg;
-  struct timespec deadline = {.tv_sec = SHUTDOWN_DEADLINE_S};
-  int sig = sigtimedwait(set, NULL, &deadline);
-  if (sig > 0)
-    otc_warn(NULL, "second signal %d: exiting without finishing the shutdown", sig);
-  else
-    otc_error(NULL, "shutdown took longer than %ds: exiting without finishing it",
-              SHUTDOWN_DEADLINE_S);
+  (void)arg;
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += SHUTDOWN_DEADLINE_S;
+  for (;;) {
+    struct timespec now, left;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    left.tv_sec = deadline.tv_sec - now.tv_sec;
+    left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
+    if (left.tv_nsec < 0) {
+      left.tv_sec--;
+      left.tv_nsec += 1000000000L;
+    }
+    if (left.tv_sec < 0)
+      break;
+    int sig = sigtimedwait(&stop_signals, NULL, &left);
+    if (sig > 0) {
+      otc_warn(NULL, "second signal %d: exiting without finishing the shutdown", sig);
+      _exit(1);
+    }
+    /* EINTR (a sanitizer's exit handler, a debugger) is not the deadline: wait again. */
+    if (errno != EINTR)
+      break;
+  }
+  otc_error(NULL, "shutdown took longer than %ds: exiting without finishing it",
+            SHUTDOWN_DEADLINE_S);
   _exit(1);
   return NULL;
 }
 
 static int run(const char *config_path, bool validate_only) {
   /* Every thread the components start inherits this mask, so the signals reach sigwait here. */
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
   signal(SIGPIPE, SIG_IGN);
 
   struct otc_cfg_err err = {{0}};
@@ -146,11 +167,11 @@ static int run(const char *config_path, bool validate_only) {
     return 1;
   }
   int sig = 0;
-  while (sigwait(&set, &sig) != 0) {
+  while (sigwait(&stop_signals, &sig) != 0) {
   }
   otc_info(NULL, "received signal %d, shutting down", sig);
   pthread_t watchdog;
-  pthread_create(&watchdog, NULL, shutdown_watchdog, &set);
+  pthread_create(&watchdog, NULL, shutdown_watchdog, NULL);
   pthread_detach(watchdog);
   otc_service_shutdown(svc);
   otc_service_destroy(svc);

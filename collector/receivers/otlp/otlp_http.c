@@ -401,6 +401,8 @@ static bool signal_for_path(const struct otlp_receiver *r, const char *url, enum
 }
 
 /* The first call, with the headers only: everything that can be answered without the body is. */
+static void fail(struct http_req *q, int err, const char *why);
+
 static enum MHD_Result begin_request(struct otlp_http_server *srv, struct MHD_Connection *c,
                                      struct http_req *q, const char *url, const char *method) {
   struct otlp_receiver *r = srv->r;
@@ -451,8 +453,19 @@ static enum MHD_Result begin_request(struct otlp_http_server *srv, struct MHD_Co
     errno = 0;
     unsigned long long n = strtoull(cl, &end, 10);
     if (errno == 0 && end != cl && n > limit) {
-      otc_counter_add(m->requests_rejected, 1);
-      return send_error(srv, c, q, OTC_ERR_TOO_LARGE, too_large_msg(r, msg, sizeof msg));
+      /* A client that waits for 100 Continue gets the 413 before it sends anything. One that
+       * sends its body anyway, as the SDKs do, would see the connection reset instead of the
+       * status if we answered now and closed; so a body within the discard allowance is read and
+       * dropped first, and the 413 comes after it (finish_request). */
+      const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+      uint64_t allowance = limit < DISCARD_ALLOWANCE ? DISCARD_ALLOWANCE : limit;
+      if ((expect && strcasecmp(expect, "100-continue") == 0) || n - limit > allowance) {
+        otc_counter_add(m->requests_rejected, 1);
+        return send_error(srv, c, q, OTC_ERR_TOO_LARGE, too_large_msg(r, msg, sizeof msg));
+      }
+      fail(q, OTC_ERR_TOO_LARGE, "");
+      q->responded = false;
+      return MHD_YES;
     }
     /* A declared plain body is charged whole up front, so that a refusal costs no reading. */
     if (errno == 0 && end != cl && n > 0 && q->enc == ENC_IDENTITY) {
