@@ -13,6 +13,7 @@ extern const struct otc_component_ops otc_exporter_nop;
 extern const struct otc_component_ops otc_extension_health_check;
 /* registry: exporter externs (one line each, kept in this order) */
 extern const struct otc_component_ops otc_exporter_loki;
+extern const struct otc_component_ops otc_exporter_otlp_grpc, otc_exporter_otlp_http;
 
 const struct otc_component_ops *const otc_components[] = {
     &otc_receiver_otlp,
@@ -24,6 +25,7 @@ const struct otc_component_ops *const otc_components[] = {
     &otc_extension_health_check,
     /* registry: exporter entries (one line each, kept in this order) */
     &otc_exporter_loki,
+    &otc_exporter_otlp_grpc, &otc_exporter_otlp_http,
     NULL,
 };
 
