@@ -12,6 +12,7 @@ extern const struct otc_component_ops otc_exporter_file;
 extern const struct otc_component_ops otc_exporter_nop;
 extern const struct otc_component_ops otc_extension_health_check;
 /* registry: exporter externs (one line each, kept in this order) */
+extern const struct otc_component_ops otc_exporter_prometheus_remote_write;
 extern const struct otc_component_ops otc_exporter_loki;
 extern const struct otc_component_ops otc_exporter_otlp_grpc, otc_exporter_otlp_http;
 
@@ -24,6 +25,7 @@ const struct otc_component_ops *const otc_components[] = {
     &otc_exporter_nop,
     &otc_extension_health_check,
     /* registry: exporter entries (one line each, kept in this order) */
+    &otc_exporter_prometheus_remote_write,
     &otc_exporter_loki,
     &otc_exporter_otlp_grpc, &otc_exporter_otlp_http,
     NULL,

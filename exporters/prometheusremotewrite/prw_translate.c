@@ -1,0 +1,2604 @@
+/* OTLP metrics → Prometheus Remote-Write 1.0 (see prw_translate.h for the rules).
+ *
+ * Memory: the request is decoded by protobuf-c into an arena, and everything the translation builds
+ * (labels, series, native histograms, the protobuf-c structs handed to pack) lives in that arena
+ * too, so that the whole batch is freed in one call. Per data point scratch (attribute strings,
+ * label arrays) goes into a second arena that is rewound after every point. Both are charged to the
+ * memory accounting while they live. */
+#include "prometheusremotewrite/prw_translate.h"
+
+#include <math.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/errors.h"
+#include "core/memory.h"
+#include "core/otlp_wire.h"
+
+#include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
+#include "prometheus/remote.pb-c.h"
+
+typedef Opentelemetry__Proto__Common__V1__AnyValue AnyValue;
+typedef Opentelemetry__Proto__Common__V1__KeyValue KeyValue;
+typedef Opentelemetry__Proto__Common__V1__InstrumentationScope Scope;
+typedef Opentelemetry__Proto__Resource__V1__Resource Resource;
+typedef Opentelemetry__Proto__Metrics__V1__ResourceMetrics ResourceMetrics;
+typedef Opentelemetry__Proto__Metrics__V1__ScopeMetrics ScopeMetrics;
+typedef Opentelemetry__Proto__Metrics__V1__Metric Metric;
+typedef Opentelemetry__Proto__Metrics__V1__NumberDataPoint NumberDataPoint;
+typedef Opentelemetry__Proto__Metrics__V1__HistogramDataPoint HistogramDataPoint;
+typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint ExpHistogramDataPoint;
+typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint__Buckets ExpBuckets;
+typedef Opentelemetry__Proto__Metrics__V1__SummaryDataPoint SummaryDataPoint;
+typedef Opentelemetry__Proto__Metrics__V1__Exemplar Exemplar;
+typedef Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest MetricsRequest;
+
+#define TEMPORALITY_DELTA                                                                          \
+  OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA
+#define TEMPORALITY_CUMULATIVE                                                                     \
+  OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE
+#define NO_RECORDED_VALUE 1u
+
+/* Prometheus's stale marker (model/value.StaleNaN). */
+#define STALE_NAN_BITS 0x7ff0000000000002ULL
+/* The zero threshold Prometheus assumes when OTLP leaves it 0. */
+#define DEFAULT_ZERO_THRESHOLD 1e-128
+/* Exemplar labels beyond this many runes drop the filtered attributes (OpenMetrics' limit). */
+#define MAX_EXEMPLAR_RUNES 128
+/* 'f' formatting of the largest double needs 309 digits, of the smallest 326 characters. */
+#define FLOAT_BUF 400
+
+/* Label priorities when names meet: a higher one wins. External labels only fill a name nobody
+ * else set; job and instance replace attributes; scope labels replace both; the series' own labels
+ * (__name__, le, quantile) replace everything. This is the order in which the reference writes its
+ * label map. */
+enum { PRIO_EXTERNAL = 0, PRIO_ATTR = 1, PRIO_JOB = 2, PRIO_SCOPE = 3, PRIO_SERIES = 4 };
+
+static double stale_nan(void) {
+  uint64_t bits = STALE_NAN_BITS;
+  double d;
+  memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+static int64_t to_ms(uint64_t ns) {
+  return (int64_t)(ns / 1000000u);
+}
+
+/* --- arena --- */
+
+#define ARENA_FIRST (64 * 1024)
+#define ARENA_MAX (4 * 1024 * 1024)
+
+struct chunk {
+  struct chunk *next;
+  size_t cap, used, charged;
+  alignas(16) unsigned char data[];
+};
+
+struct arena {
+  struct chunk *head;
+  size_t next_size;
+  bool failed;
+};
+
+static struct chunk *chunk_new(struct arena *a, size_t cap) {
+  struct chunk *c = malloc(sizeof *c + cap);
+  if (!c) {
+    a->failed = true;
+    return NULL;
+  }
+  c->cap = cap;
+  c->used = 0;
+  c->charged = sizeof *c + cap;
+  c->next = NULL;
+  otc_mem_charge(c->charged);
+  return c;
+}
+
+static void *arena_alloc(struct arena *a, size_t n) {
+  if (n > SIZE_MAX / 4) {
+    a->failed = true;
+    return NULL;
+  }
+  n = (n + 15) & ~(size_t)15;
+  if (n == 0)
+    n = 16;
+  struct chunk *c = a->head;
+  if (c && c->cap - c->used >= n) {
+    void *p = c->data + c->used;
+    c->used += n;
+    return p;
+  }
+  size_t std = a->next_size ? a->next_size : ARENA_FIRST;
+  if (n > std / 4) {
+    /* A large block gets a chunk of its own, linked behind the head so that the head's free space
+     * stays in use. */
+    struct chunk *big = chunk_new(a, n);
+    if (!big)
+      return NULL;
+    big->used = n;
+    if (c) {
+      big->next = c->next;
+      c->next = big;
+    } else {
+      a->head = big;
+    }
+    return big->data;
+  }
+  c = chunk_new(a, std);
+  if (!c)
+    return NULL;
+  c->next = a->head;
+  a->head = c;
+  if (std < ARENA_MAX)
+    a->next_size = std * 2;
+  else
+    a->next_size = std;
+  c->used = n;
+  return c->data;
+}
+
+static void *arena_zalloc(struct arena *a, size_t n) {
+  void *p = arena_alloc(a, n);
+  if (p)
+    memset(p, 0, n);
+  return p;
+}
+
+static char *arena_strndup(struct arena *a, const char *s, size_t n) {
+  char *p = arena_alloc(a, n + 1);
+  if (p) {
+    memcpy(p, s, n);
+    p[n] = '\0';
+  }
+  return p;
+}
+
+static char *arena_strdup(struct arena *a, const char *s) {
+  return arena_strndup(a, s, strlen(s));
+}
+
+static void arena_free(struct arena *a) {
+  struct chunk *c = a->head;
+  while (c) {
+    struct chunk *next = c->next;
+    otc_mem_release(c->charged);
+    free(c);
+    c = next;
+  }
+  a->head = NULL;
+  a->next_size = 0;
+}
+
+/* Forgets everything but keeps the largest chunk's memory for the next round. */
+static void arena_rewind(struct arena *a) {
+  struct chunk *keep = NULL;
+  for (struct chunk *c = a->head; c; c = c->next)
+    if (!keep || c->cap > keep->cap)
+      keep = c;
+  struct chunk *c = a->head;
+  while (c) {
+    struct chunk *next = c->next;
+    if (c != keep) {
+      otc_mem_release(c->charged);
+      free(c);
+    }
+    c = next;
+  }
+  if (keep) {
+    keep->next = NULL;
+    keep->used = 0;
+  }
+  a->head = keep;
+}
+
+/* Grows an arena array of elem-sized items holding n to at least n + 1 items. */
+static void *arena_grow(struct arena *a, void *old, size_t n, size_t *cap, size_t elem) {
+  if (n < *cap)
+    return old;
+  size_t ncap = *cap ? *cap * 2 : 4;
+  void *p = arena_alloc(a, ncap * elem);
+  if (!p)
+    return NULL;
+  if (n)
+    memcpy(p, old, n * elem);
+  *cap = ncap;
+  return p;
+}
+
+static void *pb_alloc(void *data, size_t n) {
+  return arena_alloc(data, n);
+}
+
+static void pb_free(void *data, void *p) {
+  (void)data;
+  (void)p;
+}
+
+/* --- a growable string, for names (malloc'd; the caller copies the result where it belongs) --- */
+
+struct sb {
+  char *p;
+  size_t len, cap;
+  bool failed;
+};
+
+static void sb_putn(struct sb *b, const char *s, size_t n) {
+  if (b->failed)
+    return;
+  if (b->len + n + 1 > b->cap) {
+    size_t ncap = b->cap ? b->cap : 64;
+    while (ncap < b->len + n + 1)
+      ncap *= 2;
+    char *np = realloc(b->p, ncap);
+    if (!np) {
+      b->failed = true;
+      return;
+    }
+    b->p = np;
+    b->cap = ncap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+static void sb_puts(struct sb *b, const char *s) {
+  sb_putn(b, s, strlen(s));
+}
+
+static void sb_putc(struct sb *b, char c) {
+  sb_putn(b, &c, 1);
+}
+
+static const char *sb_str(struct sb *b) {
+  if (!b->p)
+    sb_putn(b, "", 0);
+  return b->failed ? NULL : b->p;
+}
+
+/* --- UTF-8, as Go's range over a string reads it --- */
+
+/* Length of the valid UTF-8 sequence at s (n bytes available), or 0 when the byte there does not
+ * start one (an invalid byte counts as a rune of its own). */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+  unsigned char c = s[0];
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xC2 && c <= 0xDF)
+    return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (n < 3 || (s[2] & 0xC0) != 0x80)
+      return 0;
+    unsigned char lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    return s[1] >= lo && s[1] <= hi ? 3 : 0;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (n < 4 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+      return 0;
+    unsigned char lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    return s[1] >= lo && s[1] <= hi ? 4 : 0;
+  }
+  return 0;
+}
+
+static size_t rune_count(const char *s) {
+  size_t n = strlen(s), runes = 0;
+  for (size_t i = 0; i < n; runes++) {
+    size_t l = utf8_seq((const unsigned char *)s + i, n - i);
+    i += l ? l : 1;
+  }
+  return runes;
+}
+
+/* Label values must be valid UTF-8 or Prometheus refuses the whole request; an invalid byte
+ * becomes U+FFFD (as Go's strings.ToValidUTF8 would write it, one per byte). Returns s itself when
+ * it is valid. */
+static const char *valid_utf8(struct arena *a, const char *s) {
+  size_t n = strlen(s), i = 0;
+  while (i < n) {
+    if ((unsigned char)s[i] < 0x80) {
+      i++;
+      continue;
+    }
+    size_t l = utf8_seq((const unsigned char *)s + i, n - i);
+    if (!l)
+      break;
+    i += l;
+  }
+  if (i == n)
+    return s;
+  char *out = arena_alloc(a, n * 3 + 1);
+  if (!out)
+    return NULL;
+  size_t o = 0;
+  for (i = 0; i < n;) {
+    size_t l = utf8_seq((const unsigned char *)s + i, n - i);
+    if (l) {
+      memcpy(out + o, s + i, l);
+      o += l;
+      i += l;
+    } else {
+      memcpy(out + o, "\xEF\xBF\xBD", 3);
+      o += 3;
+      i++;
+    }
+  }
+  out[o] = '\0';
+  return out;
+}
+
+/* --- number formatting, as Go's strconv writes it --- */
+
+/* The shortest decimal digits that read back as |v| (finite, non-zero), and the decimal exponent
+ * of the first digit. */
+static void shortest_digits(double v, char *digits, int *exp10) {
+  char buf[48];
+  double a = fabs(v);
+  for (int prec = 1; prec <= 17; prec++) {
+    snprintf(buf, sizeof buf, "%.*e", prec - 1, a);
+    if (strtod(buf, NULL) == a)
+      break;
+  }
+  size_t n = 0;
+  const char *p = buf;
+  for (; *p && *p != 'e'; p++)
+    if (*p != '.')
+      digits[n++] = *p;
+  while (n > 1 && digits[n - 1] == '0')
+    n--;
+  digits[n] = '\0';
+  *exp10 = *p == 'e' ? atoi(p + 1) : 0;
+}
+
+/* strconv.FormatFloat(v, 'f', -1, 64). buf has at least FLOAT_BUF bytes. */
+static const char *fmt_f(double v, char *buf) {
+  if (isnan(v))
+    return strcpy(buf, "NaN");
+  if (isinf(v))
+    return strcpy(buf, v > 0 ? "+Inf" : "-Inf");
+  size_t o = 0;
+  if (signbit(v))
+    buf[o++] = '-';
+  if (v == 0) {
+    buf[o++] = '0';
+    buf[o] = '\0';
+    return buf;
+  }
+  char d[24];
+  int e;
+  shortest_digits(v, d, &e);
+  int nd = (int)strlen(d);
+  if (e >= 0) {
+    for (int i = 0; i <= e; i++)
+      buf[o++] = i < nd ? d[i] : '0';
+    if (nd > e + 1) {
+      buf[o++] = '.';
+      for (int i = e + 1; i < nd; i++)
+        buf[o++] = d[i];
+    }
+  } else {
+    buf[o++] = '0';
+    buf[o++] = '.';
+    for (int i = 0; i < -e - 1; i++)
+      buf[o++] = '0';
+    for (int i = 0; i < nd; i++)
+      buf[o++] = d[i];
+  }
+  buf[o] = '\0';
+  return buf;
+}
+
+const char *prw__format_float(double v, char *buf, size_t cap) {
+  char tmp[FLOAT_BUF];
+  snprintf(buf, cap, "%s", fmt_f(v, tmp));
+  return buf;
+}
+
+/* ECMAScript's number-to-string as pdata's Value.AsString writes a double (and encoding/json a
+ * float64): 'f' form between 1e-6 and 1e21, else the shortest 'e' form with no exponent padding. */
+static const char *fmt_es6(double v, char *buf) {
+  if (isnan(v))
+    return strcpy(buf, "NaN");
+  if (isinf(v))
+    return strcpy(buf, v > 0 ? "Infinity" : "-Infinity");
+  double a = fabs(v);
+  if (a == 0 || (a >= 1e-6 && a < 1e21))
+    return fmt_f(v, buf);
+  char d[24];
+  int e;
+  shortest_digits(v, d, &e);
+  size_t o = 0;
+  if (v < 0)
+    buf[o++] = '-';
+  buf[o++] = d[0];
+  if (d[1]) {
+    buf[o++] = '.';
+    for (size_t i = 1; d[i]; i++)
+      buf[o++] = d[i];
+  }
+  snprintf(buf + o, 16, "e%c%d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+  return buf;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void sb_base64(struct sb *b, const uint8_t *d, size_t n) {
+  for (size_t i = 0; i < n; i += 3) {
+    uint32_t v = (uint32_t)d[i] << 16;
+    if (i + 1 < n)
+      v |= (uint32_t)d[i + 1] << 8;
+    if (i + 2 < n)
+      v |= d[i + 2];
+    char q[4] = {b64[(v >> 18) & 63], b64[(v >> 12) & 63], i + 1 < n ? b64[(v >> 6) & 63] : '=',
+                 i + 2 < n ? b64[v & 63] : '='};
+    sb_putn(b, q, 4);
+  }
+}
+
+/* --- attribute values as strings (pdata's Value.AsString) --- */
+
+/* A JSON string as Go's encoding/json writes it without HTML escaping. */
+static void json_string(struct sb *b, const char *s) {
+  static const char hex[] = "0123456789abcdef";
+  size_t n = strlen(s);
+  sb_putc(b, '"');
+  for (size_t i = 0; i < n;) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x80) {
+      if (c == '"' || c == '\\') {
+        char e[2] = {'\\', (char)c};
+        sb_putn(b, e, 2);
+      } else if (c >= 0x20) {
+        sb_putc(b, (char)c);
+      } else if (c == '\n') {
+        sb_puts(b, "\\n");
+      } else if (c == '\r') {
+        sb_puts(b, "\\r");
+      } else if (c == '\t') {
+        sb_puts(b, "\\t");
+      } else if (c == '\b') {
+        sb_puts(b, "\\b");
+      } else if (c == '\f') {
+        sb_puts(b, "\\f");
+      } else {
+        char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        sb_putn(b, e, 6);
+      }
+      i++;
+      continue;
+    }
+    size_t l = utf8_seq((const unsigned char *)s + i, n - i);
+    if (!l) {
+      sb_puts(b, "\\ufffd");
+      i++;
+    } else if (l == 3 && c == 0xE2 && (unsigned char)s[i + 1] == 0x80 &&
+               ((unsigned char)s[i + 2] == 0xA8 || (unsigned char)s[i + 2] == 0xA9)) {
+      sb_puts(b, (unsigned char)s[i + 2] == 0xA8 ? "\\u2028" : "\\u2029");
+      i += 3;
+    } else {
+      sb_putn(b, s + i, l);
+      i += l;
+    }
+  }
+  sb_putc(b, '"');
+}
+
+static int cmp_kv_key(const void *x, const void *y) {
+  const KeyValue *a = *(KeyValue *const *)x, *b = *(KeyValue *const *)y;
+  int c = strcmp(a->key, b->key);
+  /* Equal keys keep their order, so that the last one wins below (a Go map keeps the last). */
+  return c ? c : (a < b ? -1 : a > b);
+}
+
+/* Go's json.Marshal of Value.AsRaw(): maps with sorted keys, bytes as base64, NaN and infinities
+ * unencodable (then the whole value is "", as pdata returns). Nesting is bounded by the wire scan
+ * before decoding. Returns false when the value cannot be encoded. */
+static bool json_value(struct sb *b, const AnyValue *v) {
+  char num[FLOAT_BUF];
+  if (!v) {
+    sb_puts(b, "null");
+    return true;
+  }
+  switch (v->value_case) {
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+    json_string(b, v->string_value);
+    return true;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
+    sb_puts(b, v->bool_value ? "true" : "false");
+    return true;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
+    snprintf(num, sizeof num, "%lld", (long long)v->int_value);
+    sb_puts(b, num);
+    return true;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+    if (!isfinite(v->double_value))
+      return false;
+    sb_puts(b, fmt_es6(v->double_value, num));
+    return true;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
+    sb_putc(b, '"');
+    sb_base64(b, v->bytes_value.data, v->bytes_value.len);
+    sb_putc(b, '"');
+    return true;
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE: {
+    sb_putc(b, '[');
+    size_t n = v->array_value ? v->array_value->n_values : 0;
+    for (size_t i = 0; i < n; i++) {
+      if (i)
+        sb_putc(b, ',');
+      if (!json_value(b, v->array_value->values[i]))
+        return false;
+    }
+    sb_putc(b, ']');
+    return true;
+  }
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE: {
+    size_t n = v->kvlist_value ? v->kvlist_value->n_values : 0;
+    KeyValue **kv = n ? malloc(n * sizeof *kv) : NULL;
+    if (n && !kv) {
+      b->failed = true;
+      return false;
+    }
+    if (n) {
+      memcpy(kv, v->kvlist_value->values, n * sizeof *kv);
+      qsort(kv, n, sizeof *kv, cmp_kv_key);
+    }
+    bool ok = true, first = true;
+    sb_putc(b, '{');
+    for (size_t i = 0; i < n && ok; i++) {
+      if (i + 1 < n && strcmp(kv[i]->key, kv[i + 1]->key) == 0)
+        continue;
+      if (!first)
+        sb_putc(b, ',');
+      first = false;
+      json_string(b, kv[i]->key);
+      sb_putc(b, ':');
+      ok = json_value(b, kv[i]->value);
+    }
+    sb_putc(b, '}');
+    free(kv);
+    return ok;
+  }
+  default:
+    sb_puts(b, "null");
+    return true;
+  }
+}
+
+/* A signed decimal into buf (at least 21 bytes); returns buf. */
+static const char *fmt_int(int64_t v, char *buf) {
+  char tmp[24];
+  size_t n = 0;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    tmp[n++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  size_t o = 0;
+  if (v < 0)
+    buf[o++] = '-';
+  while (n)
+    buf[o++] = tmp[--n];
+  buf[o] = '\0';
+  return buf;
+}
+
+/* The string form of an attribute value, in arena a (string values are returned as they are).
+ * Returns NULL only when out of memory. */
+static const char *value_string(struct arena *a, const AnyValue *v) {
+  char num[FLOAT_BUF];
+  if (!v)
+    return "";
+  switch (v->value_case) {
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+    return v->string_value ? v->string_value : "";
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
+    return v->bool_value ? "true" : "false";
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
+    return arena_strdup(a, fmt_int(v->int_value, num));
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+    return arena_strdup(a, fmt_es6(v->double_value, num));
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE: {
+    struct sb b = {0};
+    bool ok;
+    if (v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE) {
+      sb_base64(&b, v->bytes_value.data, v->bytes_value.len);
+      ok = true;
+    } else {
+      ok = json_value(&b, v);
+    }
+    const char *s = sb_str(&b);
+    const char *r = s ? arena_strdup(a, ok ? s : "") : NULL;
+    free(b.p);
+    return r;
+  }
+  default:
+    return "";
+  }
+}
+
+/* --- names --- */
+
+static bool is_alnum(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static bool is_metric_char(unsigned char c) {
+  return is_alnum(c) || c == ':';
+}
+
+static bool is_digit(unsigned char c) {
+  return c >= '0' && c <= '9';
+}
+
+static bool all_underscores(const char *s) {
+  for (; *s; s++)
+    if (*s != '_')
+      return false;
+  return true;
+}
+
+/* The label name for an attribute key into b: every rune outside [a-zA-Z0-9] becomes '_' (runs
+ * kept), a leading digit gets "key_". Returns false for a key that yields no valid name. */
+static bool label_name_into(struct sb *b, const char *key) {
+  size_t n = strlen(key);
+  if (n == 0)
+    return false;
+  if (is_digit((unsigned char)key[0]))
+    sb_puts(b, "key_");
+  for (size_t i = 0; i < n;) {
+    unsigned char c = (unsigned char)key[i];
+    if (is_alnum(c)) {
+      sb_putc(b, (char)c);
+      i++;
+    } else {
+      size_t l = utf8_seq((const unsigned char *)key + i, n - i);
+      sb_putc(b, '_');
+      i += l ? l : 1;
+    }
+  }
+  const char *s = sb_str(b);
+  return s && !all_underscores(s);
+}
+
+char *prw__label_name(const char *key) {
+  struct sb b = {0};
+  if (!label_name_into(&b, key) || b.failed) {
+    free(b.p);
+    return NULL;
+  }
+  return b.p;
+}
+
+struct unit_map {
+  const char *otel, *prom;
+};
+
+static const struct unit_map unit_names[] = {
+    {"d", "days"},
+    {"h", "hours"},
+    {"min", "minutes"},
+    {"s", "seconds"},
+    {"ms", "milliseconds"},
+    {"us", "microseconds"},
+    {"ns", "nanoseconds"},
+    {"By", "bytes"},
+    {"KiBy", "kibibytes"},
+    {"MiBy", "mebibytes"},
+    {"GiBy", "gibibytes"},
+    {"TiBy", "tibibytes"},
+    {"KBy", "kilobytes"},
+    {"MBy", "megabytes"},
+    {"GBy", "gigabytes"},
+    {"TBy", "terabytes"},
+    {"m", "meters"},
+    {"V", "volts"},
+    {"A", "amperes"},
+    {"J", "joules"},
+    {"W", "watts"},
+    {"g", "grams"},
+    {"Cel", "celsius"},
+    {"Hz", "hertz"},
+    {"1", ""},
+    {"%", "percent"},
+    {NULL, NULL},
+};
+
+static const struct unit_map per_unit_names[] = {
+    {"s", "second"}, {"m", "minute"}, {"h", "hour"}, {"d", "day"},
+    {"w", "week"},   {"mo", "month"}, {"y", "year"}, {NULL, NULL},
+};
+
+static const char *map_unit(const struct unit_map *m, const char *u) {
+  for (; m->otel; m++)
+    if (strcmp(m->otel, u) == 0)
+      return m->prom;
+  return u;
+}
+
+static bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/* Copies s[0..n) without leading and trailing white space into b. */
+static void put_trimmed(struct sb *b, const char *s, size_t n) {
+  while (n && is_space(*s))
+    s++, n--;
+  while (n && is_space(s[n - 1]))
+    n--;
+  sb_putn(b, s, n);
+}
+
+/* The unit's main and per-unit suffixes ("By/s" → "bytes", "per_second"), as buildUnitSuffixes. */
+static void unit_suffixes(const char *unit, struct sb *main_u, struct sb *per_u) {
+  const char *slash = strchr(unit, '/');
+  size_t main_len = slash ? (size_t)(slash - unit) : strlen(unit);
+  struct sb t = {0};
+  put_trimmed(&t, unit, main_len);
+  const char *m = sb_str(&t);
+  if (m && *m && !strpbrk(m, "{}"))
+    sb_puts(main_u, map_unit(unit_names, m));
+  if (slash && slash[1]) {
+    t.len = 0;
+    put_trimmed(&t, slash + 1, strlen(slash + 1));
+    const char *p = sb_str(&t);
+    if (p && *p && !strpbrk(p, "{}")) {
+      const char *pu = map_unit(per_unit_names, p);
+      if (*pu) {
+        sb_puts(per_u, "per_");
+        sb_puts(per_u, pu);
+      }
+    }
+  }
+  if (t.failed)
+    main_u->failed = true;
+  free(t.p);
+  sb_str(main_u);
+  sb_str(per_u);
+}
+
+/* cleanUpUnit: invalid characters become '_', runs of '_' collapse, one leading '_' goes. */
+static void clean_unit(const char *u, struct sb *out) {
+  bool prev_us = false;
+  for (; *u; u++) {
+    char c = is_metric_char((unsigned char)*u) ? *u : '_';
+    if (c == '_' && prev_us)
+      continue;
+    prev_us = c == '_';
+    if (c == '_' && out->len == 0)
+      continue;
+    sb_putc(out, c);
+  }
+  sb_str(out);
+}
+
+char *prw__unit_name(const char *unit) {
+  struct sb m = {0}, p = {0}, cm = {0}, cp = {0}, out = {0};
+  unit_suffixes(unit ? unit : "", &m, &p);
+  clean_unit(m.p ? m.p : "", &cm);
+  clean_unit(p.p ? p.p : "", &cp);
+  const char *a = sb_str(&cm), *b = sb_str(&cp);
+  if (a && b) {
+    if (*a && *b) {
+      sb_puts(&out, a);
+      sb_putc(&out, '_');
+      sb_puts(&out, b);
+    } else {
+      sb_puts(&out, *a ? a : b);
+    }
+  }
+  sb_str(&out);
+  char *r = NULL;
+  if (!out.failed && !m.failed && !p.failed && !cm.failed && !cp.failed) {
+    size_t n = out.len;
+    const char *s = out.p;
+    if (n && s[0] == '_')
+      s++, n--;
+    if (n && s[n - 1] == '_')
+      n--;
+    r = strndup(s, n);
+  }
+  free(m.p), free(p.p), free(cm.p), free(cp.p), free(out.p);
+  return r;
+}
+
+/* The namespace with every run of invalid characters (other than '_') turned into one '_', and
+ * those at the ends dropped (strings.FieldsFunc joined by "_"). */
+static void fields_join(const char *s, struct sb *out) {
+  bool pending = false;
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (is_metric_char(c) || c == '_') {
+      if (pending && out->len)
+        sb_putc(out, '_');
+      pending = false;
+      sb_putc(out, (char)c);
+    } else {
+      pending = true;
+    }
+  }
+  sb_str(out);
+}
+
+struct token {
+  const char *s;
+  size_t n;
+};
+
+static bool tokens_contain(const struct token *t, size_t n, const char *s) {
+  size_t l = strlen(s);
+  for (size_t i = 0; i < n; i++)
+    if (t[i].n == l && memcmp(t[i].s, s, l) == 0)
+      return true;
+  return false;
+}
+
+static size_t tokens_remove(struct token *t, size_t n, const char *s) {
+  size_t l = strlen(s), o = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!(t[i].n == l && memcmp(t[i].s, s, l) == 0))
+      t[o++] = t[i];
+  return o;
+}
+
+/* normalizeName of the reference, with suffixes: see the header. ns is already sanitized. */
+static void metric_name_suffixed(const char *name, const char *unit, enum otc_prw_metric_kind kind,
+                                 const char *ns, struct sb *out) {
+  size_t len = strlen(name);
+  /* At most one token per two bytes, plus unit, per unit, total, ratio and the namespace. */
+  struct token *tok = malloc((len / 2 + 6) * sizeof *tok);
+  struct sb m = {0}, p = {0}, cm = {0}, cp = {0};
+  if (!tok) {
+    out->failed = true;
+    return;
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < len;) {
+    if (!is_metric_char((unsigned char)name[i])) {
+      i++;
+      continue;
+    }
+    size_t j = i;
+    while (j < len && is_metric_char((unsigned char)name[j]))
+      j++;
+    tok[n++] = (struct token){name + i, j - i};
+    i = j;
+  }
+  unit_suffixes(unit, &m, &p);
+  clean_unit(m.p ? m.p : "", &cm);
+  clean_unit(p.p ? p.p : "", &cp);
+  /* clean_unit always leaves a NUL-terminated string unless memory ran out. */
+  char *mu = cm.p ? cm.p : (char *)"", *pu = cp.p ? cp.p : (char *)"";
+  size_t mu_n = strlen(mu), pu_n = strlen(pu);
+  if (tokens_contain(tok, n, mu))
+    mu_n = 0;
+  if (strcmp(pu, "per_") == 0) {
+    pu_n = 0;
+  } else {
+    if (pu_n && pu[pu_n - 1] == '_')
+      pu[--pu_n] = '\0';
+    if (tokens_contain(tok, n, pu))
+      pu_n = 0;
+  }
+  if (pu_n && mu_n && mu[mu_n - 1] == '_')
+    mu_n--;
+  if (mu_n)
+    tok[n++] = (struct token){mu, mu_n};
+  if (pu_n)
+    tok[n++] = (struct token){pu, pu_n};
+  if (kind == OTC_PRW_KIND_COUNTER) {
+    n = tokens_remove(tok, n, "total");
+    tok[n++] = (struct token){"total", 5};
+  }
+  if (strcmp(unit, "1") == 0 && kind == OTC_PRW_KIND_GAUGE) {
+    n = tokens_remove(tok, n, "ratio");
+    tok[n++] = (struct token){"ratio", 5};
+  }
+  struct sb joined = {0};
+  if (ns && *ns) {
+    sb_puts(&joined, ns);
+    if (n)
+      sb_putc(&joined, '_');
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      sb_putc(&joined, '_');
+    sb_putn(&joined, tok[i].s, tok[i].n);
+  }
+  const char *j = sb_str(&joined);
+  if (j && is_digit((unsigned char)j[0]))
+    sb_putc(out, '_');
+  if (j)
+    sb_puts(out, j);
+  if (joined.failed || m.failed || p.failed || cm.failed || cp.failed)
+    out->failed = true;
+  free(joined.p), free(m.p), free(p.p), free(cm.p), free(cp.p);
+  free(tok);
+}
+
+/* The metric name into out; false when nothing valid is left. */
+static bool metric_name_into(const char *name, const char *unit, enum otc_prw_metric_kind kind,
+                             const char *ns, bool suffixes, struct sb *out) {
+  if (suffixes) {
+    metric_name_suffixed(name, unit ? unit : "", kind, ns, out);
+  } else {
+    struct sb base = {0};
+    fields_join(name, &base);
+    const char *b = sb_str(&base);
+    if (b && ns && *ns) {
+      sb_puts(out, ns);
+      sb_putc(out, '_');
+    } else if (b && is_digit((unsigned char)b[0])) {
+      sb_putc(out, '_');
+    }
+    if (b)
+      sb_puts(out, b);
+    if (base.failed)
+      out->failed = true;
+    free(base.p);
+  }
+  const char *s = sb_str(out);
+  if (!s || !*s)
+    return false;
+  if (strcmp(s, name) != 0 && all_underscores(s))
+    return false;
+  return true;
+}
+
+char *prw__metric_name(const char *name, const char *unit, enum otc_prw_metric_kind kind,
+                       const char *namespace_, bool add_suffixes) {
+  struct sb ns = {0}, out = {0};
+  if (namespace_)
+    fields_join(namespace_, &ns);
+  bool ok = metric_name_into(name, unit, kind, ns.p, add_suffixes, &out);
+  free(ns.p);
+  if (!ok || out.failed) {
+    free(out.p);
+    return NULL;
+  }
+  return out.p;
+}
+
+/* --- glob patterns of resource_constant_labels ('*' any run, '?' any one character) --- */
+
+/* Bytes of the character at s: '?' stands for one rune, as in the reference's regular
+ * expression. */
+static size_t rune_len(const char *s) {
+  size_t l = utf8_seq((const unsigned char *)s, strnlen(s, 4));
+  return l ? l : 1;
+}
+
+static bool glob_match(const char *p, const char *s) {
+  const char *star = NULL, *retry = NULL;
+  while (*s) {
+    if (*p == '*') {
+      star = ++p;
+      retry = s;
+    } else if (*p == '?') {
+      p++;
+      s += rune_len(s);
+    } else if (*p && *p == *s) {
+      p++;
+      s++;
+    } else if (star) {
+      p = star;
+      retry += rune_len(retry);
+      s = retry;
+    } else {
+      return false;
+    }
+  }
+  while (*p == '*')
+    p++;
+  return *p == '\0';
+}
+
+/* --- translation state --- */
+
+struct lbl {
+  const char *name, *value;
+  uint32_t prio, order;
+  uint64_t h; /* label_hash, where computed */
+};
+
+struct sample {
+  double v;
+  int64_t ts;
+};
+
+struct series {
+  uint64_t hash;
+  Prometheus__Label **labels; /* sorted by name, unique; interned, shared between series */
+  size_t n_labels;
+  struct sample *samples;
+  size_t n_samples, cap_samples;
+  Prometheus__Histogram **hists;
+  size_t n_hists, cap_hists;
+  Prometheus__Exemplar **exemplars;
+  size_t n_exemplars, cap_exemplars;
+  bool target_info; /* keeps its latest sample only */
+};
+
+/* An open-addressing map from a string to a pointer (attribute key → label name). */
+struct smap_entry {
+  const char *key;
+  const void *val;
+  uint64_t hash;
+};
+
+struct smap {
+  struct smap_entry *e;
+  size_t cap, n;
+};
+
+struct tr {
+  const struct otc_prw_settings *s;
+  struct otc_prw_write_set *out;
+  struct arena a;   /* everything that lives until the requests are packed */
+  struct arena tmp; /* per data point */
+  const char *ns;   /* sanitized namespace, or NULL */
+  struct smap names;
+  struct series **table; /* hash table of series */
+  size_t table_cap;
+  struct series **list; /* in order of creation */
+  size_t n_series, cap_series;
+  Prometheus__MetricMetadata **meta;
+  size_t n_meta, cap_meta;
+  struct smap meta_seen;
+  Prometheus__Label **interned; /* hash set of labels */
+  uint64_t *interned_h;
+  size_t interned_cap, n_interned;
+  bool nomem;
+};
+
+/* The resource-level context of a ResourceMetrics. */
+struct res_ctx {
+  const char *job, *instance;
+  struct lbl *conv; /* resource attributes that become labels (name = original key) */
+  size_t n_conv;
+  uint64_t latest_ns; /* for target_info */
+};
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {
+  const unsigned char *s = p;
+  for (size_t i = 0; i < n; i++) {
+    h ^= s[i];
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+#define HASH_SEED 0xcbf29ce484222325ULL
+
+static const void *smap_get(const struct smap *m, const char *key, uint64_t h) {
+  if (!m->cap)
+    return NULL;
+  for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    const struct smap_entry *e = &m->e[i];
+    if (!e->key)
+      return NULL;
+    if (e->hash == h && strcmp(e->key, key) == 0)
+      return e->val;
+  }
+}
+
+static bool smap_put(struct tr *t, struct smap *m, const char *key, uint64_t h, const void *val) {
+  if ((m->n + 1) * 10 > m->cap * 7) {
+    size_t ncap = m->cap ? m->cap * 2 : 64;
+    struct smap_entry *ne = arena_zalloc(&t->a, ncap * sizeof *ne);
+    if (!ne)
+      return false;
+    for (size_t i = 0; i < m->cap; i++) {
+      if (!m->e[i].key)
+        continue;
+      size_t j = m->e[i].hash & (ncap - 1);
+      while (ne[j].key)
+        j = (j + 1) & (ncap - 1);
+      ne[j] = m->e[i];
+    }
+    m->e = ne;
+    m->cap = ncap;
+  }
+  size_t i = h & (m->cap - 1);
+  while (m->e[i].key)
+    i = (i + 1) & (m->cap - 1);
+  m->e[i] = (struct smap_entry){key, val, h};
+  m->n++;
+  return true;
+}
+
+static const char invalid_name_marker[] = "";
+
+/* The label name of an attribute key, cached for the batch. Returns NULL for an invalid key (and
+ * sets t->nomem when out of memory). */
+static const char *label_name(struct tr *t, const char *key) {
+  uint64_t h = hash_bytes(HASH_SEED, key, strlen(key));
+  const char *v = smap_get(&t->names, key, h);
+  if (v)
+    return v == invalid_name_marker ? NULL : v;
+  struct sb b = {0};
+  bool ok = label_name_into(&b, key);
+  const char *name = invalid_name_marker;
+  if (b.failed) {
+    t->nomem = true;
+  } else if (ok) {
+    name = arena_strdup(&t->a, b.p);
+    if (!name)
+      t->nomem = true;
+  }
+  free(b.p);
+  if (t->nomem || !smap_put(t, &t->names, key, h, name)) {
+    t->nomem = true;
+    return NULL;
+  }
+  return name == invalid_name_marker ? NULL : name;
+}
+
+static int cmp_name_order(const void *x, const void *y) {
+  const struct lbl *a = x, *b = y;
+  int c = strcmp(a->name, b->name);
+  return c ? c : (a->order > b->order) - (a->order < b->order);
+}
+
+static int cmp_name_prio_order(const void *x, const void *y) {
+  const struct lbl *a = x, *b = y;
+  int c = strcmp(a->name, b->name);
+  if (c)
+    return c;
+  if (a->prio != b->prio)
+    return a->prio < b->prio ? -1 : 1;
+  return (a->order > b->order) - (a->order < b->order);
+}
+
+/* Sorts small arrays by insertion (labels are usually a handful), larger ones with qsort; the
+ * comparators break ties by `order`, so both are stable. */
+static void lbl_sort(struct lbl *v, size_t n, int (*cmp)(const void *, const void *)) {
+  if (n > 16) {
+    qsort(v, n, sizeof *v, cmp);
+    return;
+  }
+  for (size_t i = 1; i < n; i++) {
+    struct lbl x = v[i];
+    size_t j = i;
+    while (j > 0 && cmp(&v[j - 1], &x) > 0) {
+      v[j] = v[j - 1];
+      j--;
+    }
+    v[j] = x;
+  }
+}
+
+/* Sorts by (name, prio, order) and keeps the last entry of each name: the winner. Drops empty
+ * values (Prometheus reads an empty label as an absent one). Returns the new count. */
+static size_t lbl_resolve(struct lbl *v, size_t n) {
+  lbl_sort(v, n, cmp_name_prio_order);
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (i + 1 < n && strcmp(v[i].name, v[i + 1].name) == 0)
+      continue;
+    if (!v[i].value || !*v[i].value)
+      continue;
+    v[o++] = v[i];
+  }
+  return o;
+}
+
+/* Merges two arrays sorted by name with unique names into out (room for na + nb); of two labels
+ * with the same name the one of higher priority wins. Drops empty values. Returns the count. */
+static size_t lbl_merge(const struct lbl *a, size_t na, const struct lbl *b, size_t nb,
+                        struct lbl *out) {
+  size_t i = 0, j = 0, o = 0;
+  while (i < na || j < nb) {
+    const struct lbl *pick;
+    if (i == na) {
+      pick = &b[j++];
+    } else if (j == nb) {
+      pick = &a[i++];
+    } else {
+      int c = strcmp(a[i].name, b[j].name);
+      if (c < 0) {
+        pick = &a[i++];
+      } else if (c > 0) {
+        pick = &b[j++];
+      } else {
+        pick = a[i].prio >= b[j].prio ? &a[i] : &b[j];
+        i++;
+        j++;
+      }
+    }
+    if (pick->value && *pick->value)
+      out[o++] = *pick;
+  }
+  return o;
+}
+
+/* --- series --- */
+
+/* The hash of one label. A series' hash is the sum of its labels' (they are unique by name), so
+ * that the hash of a point's base labels is computed once for all the series the point makes. */
+static uint64_t label_hash(const char *name, const char *value) {
+  uint64_t h = hash_bytes(HASH_SEED, name, strlen(name) + 1);
+  h = hash_bytes(h, value, strlen(value));
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return h;
+}
+
+/* The one protobuf-c Label of a name and value (copied into the arena), shared by every series
+ * that has it: series of one batch share most of their labels. l->h is its label_hash. */
+static Prometheus__Label *intern(struct tr *t, const struct lbl *l) {
+  if ((t->n_interned + 1) * 10 > t->interned_cap * 7) {
+    size_t ncap = t->interned_cap ? t->interned_cap * 2 : 1024;
+    Prometheus__Label **nl = arena_zalloc(&t->a, ncap * sizeof *nl);
+    uint64_t *nh = arena_alloc(&t->a, ncap * sizeof *nh);
+    if (!nl || !nh)
+      return NULL;
+    for (size_t i = 0; i < t->interned_cap; i++) {
+      if (!t->interned[i])
+        continue;
+      size_t j = t->interned_h[i] & (ncap - 1);
+      while (nl[j])
+        j = (j + 1) & (ncap - 1);
+      nl[j] = t->interned[i];
+      nh[j] = t->interned_h[i];
+    }
+    t->interned = nl;
+    t->interned_h = nh;
+    t->interned_cap = ncap;
+  }
+  size_t i = l->h & (t->interned_cap - 1);
+  for (; t->interned[i]; i = (i + 1) & (t->interned_cap - 1))
+    if (t->interned_h[i] == l->h && strcmp(t->interned[i]->name, l->name) == 0 &&
+        strcmp(t->interned[i]->value, l->value) == 0)
+      return t->interned[i];
+  Prometheus__Label *lab = arena_alloc(&t->a, sizeof *lab);
+  if (!lab)
+    return NULL;
+  prometheus__label__init(lab);
+  lab->name = arena_strdup(&t->a, l->name);
+  lab->value = arena_strdup(&t->a, l->value);
+  if (!lab->name || !lab->value)
+    return NULL;
+  t->interned[i] = lab;
+  t->interned_h[i] = l->h;
+  t->n_interned++;
+  return lab;
+}
+
+static bool labels_equal(const struct series *s, const struct lbl *l, size_t n) {
+  if (s->n_labels != n)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(s->labels[i]->name, l[i].name) || strcmp(s->labels[i]->value, l[i].value))
+      return false;
+  return true;
+}
+
+/* The series with labels l (sorted, unique, non-empty values; any storage: they are copied when
+ * the series is new). NULL when out of memory. */
+static struct series *get_series(struct tr *t, const struct lbl *l, size_t n, uint64_t h) {
+  if (t->table_cap) {
+    for (size_t i = h & (t->table_cap - 1);; i = (i + 1) & (t->table_cap - 1)) {
+      struct series *s = t->table[i];
+      if (!s)
+        break;
+      if (s->hash == h && labels_equal(s, l, n))
+        return s;
+    }
+  }
+  if ((t->n_series + 1) * 10 > t->table_cap * 7) {
+    size_t ncap = t->table_cap ? t->table_cap * 2 : 256;
+    struct series **nt = arena_zalloc(&t->a, ncap * sizeof *nt);
+    if (!nt)
+      goto nomem;
+    for (size_t i = 0; i < t->table_cap; i++) {
+      struct series *s = t->table[i];
+      if (!s)
+        continue;
+      size_t j = s->hash & (ncap - 1);
+      while (nt[j])
+        j = (j + 1) & (ncap - 1);
+      nt[j] = s;
+    }
+    t->table = nt;
+    t->table_cap = ncap;
+  }
+  struct series *s = arena_zalloc(&t->a, sizeof *s);
+  Prometheus__Label **copy = arena_alloc(&t->a, (n ? n : 1) * sizeof *copy);
+  struct series **list = arena_grow(&t->a, t->list, t->n_series, &t->cap_series, sizeof *list);
+  if (!s || !copy || !list)
+    goto nomem;
+  t->list = list;
+  for (size_t i = 0; i < n; i++)
+    if (!(copy[i] = intern(t, &l[i])))
+      goto nomem;
+  s->hash = h;
+  s->labels = copy;
+  s->n_labels = n;
+  size_t j = h & (t->table_cap - 1);
+  while (t->table[j])
+    j = (j + 1) & (t->table_cap - 1);
+  t->table[j] = s;
+  t->list[t->n_series++] = s;
+  return s;
+nomem:
+  t->nomem = true;
+  return NULL;
+}
+
+static void add_sample(struct tr *t, struct series *s, int64_t ts, double v) {
+  if (s->target_info && s->n_samples) {
+    /* One target_info sample per resource and batch: the latest. */
+    if (ts >= s->samples[0].ts)
+      s->samples[0] = (struct sample){v, ts};
+    return;
+  }
+  struct sample *ns = arena_grow(&t->a, s->samples, s->n_samples, &s->cap_samples, sizeof *ns);
+  if (!ns) {
+    t->nomem = true;
+    return;
+  }
+  s->samples = ns;
+  s->samples[s->n_samples++] = (struct sample){v, ts};
+}
+
+static void add_histogram(struct tr *t, struct series *s, Prometheus__Histogram *h) {
+  Prometheus__Histogram **nh = arena_grow(&t->a, s->hists, s->n_hists, &s->cap_hists, sizeof *nh);
+  if (!nh) {
+    t->nomem = true;
+    return;
+  }
+  s->hists = nh;
+  s->hists[s->n_hists++] = h;
+}
+
+static void add_exemplar(struct tr *t, struct series *s, Prometheus__Exemplar *e) {
+  Prometheus__Exemplar **ne =
+      arena_grow(&t->a, s->exemplars, s->n_exemplars, &s->cap_exemplars, sizeof *ne);
+  if (!ne) {
+    t->nomem = true;
+    return;
+  }
+  s->exemplars = ne;
+  s->exemplars[s->n_exemplars++] = e;
+}
+
+/* A series of base labels (sorted, unique, hashed into base_h) plus the series' own (prio
+ * PRIO_SERIES) name and, optionally, one more pair (le, quantile). */
+static struct series *series_for(struct tr *t, const struct lbl *base, size_t n_base,
+                                 uint64_t base_h, const char *name, const char *k, const char *v) {
+  if (!name) {
+    t->nomem = true;
+    return NULL;
+  }
+  struct lbl extra[2];
+  size_t ne = 0;
+  extra[ne++] = (struct lbl){"__name__", name, PRIO_SERIES, 0, 0};
+  if (k) {
+    extra[ne] = (struct lbl){k, v, PRIO_SERIES, 1, 0};
+    if (strcmp(k, "__name__") < 0) {
+      struct lbl x = extra[0];
+      extra[0] = extra[1];
+      extra[1] = x;
+    }
+    ne++;
+  }
+  struct lbl *l = arena_alloc(&t->tmp, (n_base + ne) * sizeof *l);
+  if (!l) {
+    t->nomem = true;
+    return NULL;
+  }
+  /* The extras replace base labels of their names: take those out of the hash. */
+  uint64_t h = base_h;
+  for (size_t i = 0; i < n_base; i++)
+    for (size_t j = 0; j < ne; j++)
+      if (base[i].name[0] == extra[j].name[0] && strcmp(base[i].name, extra[j].name) == 0)
+        h -= base[i].h;
+  for (size_t j = 0; j < ne; j++) {
+    if (extra[j].value && *extra[j].value) {
+      extra[j].h = label_hash(extra[j].name, extra[j].value);
+      h += extra[j].h;
+    }
+  }
+  size_t n = lbl_merge(base, n_base, extra, ne, l);
+  return get_series(t, l, n, h);
+}
+
+/* --- labels of a data point --- */
+
+/* The base labels of a point: its attributes (and the resource's, when converted) sanitized and
+ * merged, then the scope context. *out is in the tmp arena. Returns 0, 1 when an attribute key is
+ * invalid (the point is dropped, as the reference drops it), or -1 when out of memory. */
+static int point_labels(struct tr *t, const struct res_ctx *r, const struct lbl *ctx, size_t n_ctx,
+                        KeyValue *const *attrs, size_t n_attrs, struct lbl **out, size_t *n_out,
+                        uint64_t *hash) {
+  size_t cap = n_attrs + (r ? r->n_conv : 0) + n_ctx;
+  struct lbl *v = arena_alloc(&t->tmp, (cap ? cap : 1) * sizeof *v);
+  if (!v)
+    return -1;
+  size_t n = 0;
+  for (size_t i = 0; i < n_attrs; i++) {
+    const KeyValue *kv = attrs[i];
+    bool overridden = false;
+    for (size_t j = 0; r && j < r->n_conv && !overridden; j++)
+      overridden = strcmp(r->conv[j].name, kv->key) == 0;
+    if (overridden)
+      continue;
+    const char *val = value_string(&t->tmp, kv->value);
+    if (!val)
+      return -1;
+    if (*val)
+      v[n++] = (struct lbl){kv->key, val, PRIO_ATTR, (uint32_t)n, 0};
+  }
+  for (size_t j = 0; r && j < r->n_conv; j++)
+    if (*r->conv[j].value)
+      v[n++] = (struct lbl){r->conv[j].name, r->conv[j].value, PRIO_ATTR, (uint32_t)n, 0};
+  /* Collisions are joined in the order of the original keys. */
+  lbl_sort(v, n, cmp_name_order);
+  for (size_t i = 0; i < n; i++) {
+    const char *name = label_name(t, v[i].name);
+    if (!name)
+      return t->nomem ? -1 : 1;
+    v[i].name = name;
+    v[i].order = (uint32_t)i;
+  }
+  lbl_sort(v, n, cmp_name_order);
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (o && strcmp(v[o - 1].name, v[i].name) == 0) {
+      if (strcmp(v[o - 1].value, v[i].value) != 0) {
+        size_t a = strlen(v[o - 1].value), b = strlen(v[i].value);
+        char *j = arena_alloc(&t->tmp, a + b + 2);
+        if (!j)
+          return -1;
+        memcpy(j, v[o - 1].value, a);
+        j[a] = ';';
+        memcpy(j + a + 1, v[i].value, b + 1);
+        v[o - 1].value = j;
+      }
+      continue;
+    }
+    v[o++] = v[i];
+  }
+  n = o;
+  for (size_t i = 0; i < n; i++) {
+    const char *val = valid_utf8(&t->tmp, v[i].value);
+    if (!val)
+      return -1;
+    v[i].value = val;
+  }
+  struct lbl *res = arena_alloc(&t->tmp, (n + n_ctx + 1) * sizeof *res);
+  if (!res)
+    return -1;
+  n = lbl_merge(v, n, ctx, n_ctx, res);
+  uint64_t h = 0;
+  for (size_t i = 0; i < n; i++) {
+    res[i].h = label_hash(res[i].name, res[i].value);
+    h += res[i].h;
+  }
+  *out = res;
+  *n_out = n;
+  *hash = h;
+  return 0;
+}
+
+/* --- exemplars --- */
+
+static bool all_zero(ProtobufCBinaryData d) {
+  for (size_t i = 0; i < d.len; i++)
+    if (d.data[i])
+      return false;
+  return true;
+}
+
+static char *hex(struct arena *a, ProtobufCBinaryData d) {
+  static const char digits[] = "0123456789abcdef";
+  char *s = arena_alloc(a, d.len * 2 + 1);
+  if (!s)
+    return NULL;
+  for (size_t i = 0; i < d.len; i++) {
+    s[2 * i] = digits[d.data[i] >> 4];
+    s[2 * i + 1] = digits[d.data[i] & 15];
+  }
+  s[d.len * 2] = '\0';
+  return s;
+}
+
+/* trace_id and span_id, then the filtered attributes unless they push the labels past 128 runes
+ * (as the reference does). */
+static Prometheus__Exemplar *make_exemplar(struct tr *t, const Exemplar *e) {
+  Prometheus__Exemplar *x = arena_alloc(&t->a, sizeof *x);
+  size_t cap = 2 + e->n_filtered_attributes;
+  Prometheus__Label *lab = arena_alloc(&t->a, cap * sizeof *lab);
+  Prometheus__Label **ptr = arena_alloc(&t->a, cap * sizeof *ptr);
+  if (!x || !lab || !ptr)
+    goto nomem;
+  prometheus__exemplar__init(x);
+  x->value =
+      e->value_case == OPENTELEMETRY__PROTO__METRICS__V1__EXEMPLAR__VALUE_AS_INT ? (double)e->as_int
+      : e->value_case == OPENTELEMETRY__PROTO__METRICS__V1__EXEMPLAR__VALUE_AS_DOUBLE ? e->as_double
+                                                                                      : 0;
+  x->timestamp = to_ms(e->time_unix_nano);
+  size_t n = 0, runes = 0;
+  if (e->trace_id.len && !all_zero(e->trace_id)) {
+    prometheus__label__init(&lab[n]);
+    lab[n].name = "trace_id";
+    if (!(lab[n].value = hex(&t->a, e->trace_id)))
+      goto nomem;
+    runes += strlen("trace_id") + e->trace_id.len * 2;
+    n++;
+  }
+  if (e->span_id.len && !all_zero(e->span_id)) {
+    prometheus__label__init(&lab[n]);
+    lab[n].name = "span_id";
+    if (!(lab[n].value = hex(&t->a, e->span_id)))
+      goto nomem;
+    runes += strlen("span_id") + e->span_id.len * 2;
+    n++;
+  }
+  size_t fixed = n;
+  for (size_t i = 0; i < e->n_filtered_attributes; i++) {
+    const KeyValue *kv = e->filtered_attributes[i];
+    const char *val = value_string(&t->a, kv->value);
+    if (!val || !(val = valid_utf8(&t->a, val)))
+      goto nomem;
+    runes += rune_count(kv->key) + rune_count(val);
+    if (!*kv->key || !*val)
+      continue;
+    prometheus__label__init(&lab[n]);
+    lab[n].name = (char *)valid_utf8(&t->a, kv->key);
+    lab[n].value = (char *)val;
+    if (!lab[n].name)
+      goto nomem;
+    n++;
+  }
+  if (runes > MAX_EXEMPLAR_RUNES)
+    n = fixed;
+  for (size_t i = 0; i < n; i++)
+    ptr[i] = &lab[i];
+  x->n_labels = n;
+  x->labels = ptr;
+  return x;
+nomem:
+  t->nomem = true;
+  return NULL;
+}
+
+static void add_exemplars(struct tr *t, struct series *s, Exemplar *const *ex, size_t n) {
+  for (size_t i = 0; s && i < n && !t->nomem; i++) {
+    Prometheus__Exemplar *x = make_exemplar(t, ex[i]);
+    if (x)
+      add_exemplar(t, s, x);
+  }
+}
+
+/* --- metrics --- */
+
+static double number_value(const NumberDataPoint *p) {
+  if (p->flags & NO_RECORDED_VALUE)
+    return stale_nan();
+  if (p->value_case == OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT)
+    return (double)p->as_int;
+  if (p->value_case == OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE)
+    return p->as_double;
+  return 0;
+}
+
+struct metric_ctx {
+  struct tr *t;
+  const struct res_ctx *r;
+  const struct lbl *ctx;
+  size_t n_ctx;
+  const char *name; /* the Prometheus name */
+  /* The le values of the last bounds seen: the points of a histogram almost always share them,
+   * and formatting a double is the costly part of a bucket. */
+  const double *le_bounds;
+  size_t le_n;
+  const char **le;
+};
+
+/* Returns 0, 1 (point dropped: invalid label) or -1 (out of memory). */
+static int number_point(const struct metric_ctx *m, const NumberDataPoint *p, bool counter) {
+  struct lbl *base;
+  size_t n;
+  uint64_t bh;
+  int rc =
+      point_labels(m->t, m->r, m->ctx, m->n_ctx, p->attributes, p->n_attributes, &base, &n, &bh);
+  if (rc)
+    return rc;
+  struct series *s = series_for(m->t, base, n, bh, m->name, NULL, NULL);
+  if (!s)
+    return -1;
+  add_sample(m->t, s, to_ms(p->time_unix_nano), number_value(p));
+  if (counter)
+    add_exemplars(m->t, s, p->exemplars, p->n_exemplars);
+  return m->t->nomem ? -1 : 0;
+}
+
+static char *suffixed(struct tr *t, const char *name, const char *suffix) {
+  size_t a = strlen(name), b = strlen(suffix);
+  char *s = arena_alloc(&t->tmp, a + b + 1);
+  if (s) {
+    memcpy(s, name, a);
+    memcpy(s + a, suffix, b + 1);
+  } else {
+    t->nomem = true;
+  }
+  return s;
+}
+
+struct bound {
+  double bound;
+  struct series *s;
+};
+
+static int cmp_bound(const void *x, const void *y) {
+  const struct bound *a = x, *b = y;
+  return (a->bound > b->bound) - (a->bound < b->bound);
+}
+
+static int histogram_point(struct metric_ctx *m, const HistogramDataPoint *p) {
+  struct tr *t = m->t;
+  struct lbl *base;
+  size_t n;
+  uint64_t bh;
+  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, p->attributes, p->n_attributes, &base, &n, &bh);
+  if (rc)
+    return rc;
+  bool stale = p->flags & NO_RECORDED_VALUE;
+  int64_t ts = to_ms(p->time_unix_nano);
+  if (p->_sum_case == OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT___SUM_SUM) {
+    struct series *s = series_for(t, base, n, bh, suffixed(t, m->name, "_sum"), NULL, NULL);
+    if (!s)
+      return -1;
+    add_sample(t, s, ts, stale ? stale_nan() : p->sum);
+  }
+  struct series *cs = series_for(t, base, n, bh, suffixed(t, m->name, "_count"), NULL, NULL);
+  if (!cs)
+    return -1;
+  add_sample(t, cs, ts, stale ? stale_nan() : (double)p->count);
+  const char *bucket = suffixed(t, m->name, "_bucket");
+  size_t nb = p->n_explicit_bounds < p->n_bucket_counts ? p->n_explicit_bounds : p->n_bucket_counts;
+  struct bound *bounds = arena_alloc(&t->tmp, (nb + 1) * sizeof *bounds);
+  if (!bucket || !bounds)
+    return -1;
+  if (!m->le || m->le_n != nb ||
+      (nb && memcmp(m->le_bounds, p->explicit_bounds, nb * sizeof(double)) != 0)) {
+    m->le = arena_alloc(&t->a, (nb + 1) * sizeof *m->le);
+    if (!m->le)
+      return -1;
+    for (size_t i = 0; i < nb; i++) {
+      char le[FLOAT_BUF];
+      if (!(m->le[i] = arena_strdup(&t->a, fmt_f(p->explicit_bounds[i], le))))
+        return -1;
+    }
+    m->le_bounds = p->explicit_bounds;
+    m->le_n = nb;
+  }
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < nb; i++) {
+    cumulative += p->bucket_counts[i];
+    struct series *s = series_for(t, base, n, bh, bucket, "le", m->le[i]);
+    if (!s)
+      return -1;
+    add_sample(t, s, ts, stale ? stale_nan() : (double)cumulative);
+    bounds[i] = (struct bound){p->explicit_bounds[i], s};
+  }
+  struct series *inf = series_for(t, base, n, bh, bucket, "le", "+Inf");
+  if (!inf)
+    return -1;
+  add_sample(t, inf, ts, stale ? stale_nan() : (double)p->count);
+  bounds[nb] = (struct bound){INFINITY, inf};
+  if (p->n_exemplars) {
+    /* Each exemplar goes to the first bucket (by bound) that holds its value. */
+    qsort(bounds, nb + 1, sizeof *bounds, cmp_bound);
+    for (size_t i = 0; i < p->n_exemplars && !t->nomem; i++) {
+      Prometheus__Exemplar *x = make_exemplar(t, p->exemplars[i]);
+      if (!x)
+        break;
+      for (size_t j = 0; j <= nb; j++) {
+        if (x->value <= bounds[j].bound) {
+          add_exemplar(t, bounds[j].s, x);
+          break;
+        }
+      }
+    }
+  }
+  return t->nomem ? -1 : 0;
+}
+
+static int summary_point(const struct metric_ctx *m, const SummaryDataPoint *p) {
+  struct tr *t = m->t;
+  struct lbl *base;
+  size_t n;
+  uint64_t bh;
+  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, p->attributes, p->n_attributes, &base, &n, &bh);
+  if (rc)
+    return rc;
+  bool stale = p->flags & NO_RECORDED_VALUE;
+  int64_t ts = to_ms(p->time_unix_nano);
+  struct series *s = series_for(t, base, n, bh, suffixed(t, m->name, "_sum"), NULL, NULL);
+  if (!s)
+    return -1;
+  add_sample(t, s, ts, stale ? stale_nan() : p->sum);
+  s = series_for(t, base, n, bh, suffixed(t, m->name, "_count"), NULL, NULL);
+  if (!s)
+    return -1;
+  add_sample(t, s, ts, stale ? stale_nan() : (double)p->count);
+  for (size_t i = 0; i < p->n_quantile_values; i++) {
+    const Opentelemetry__Proto__Metrics__V1__SummaryDataPoint__ValueAtQuantile *q =
+        p->quantile_values[i];
+    char qs[FLOAT_BUF];
+    s = series_for(t, base, n, bh, m->name, "quantile", fmt_f(q->quantile, qs));
+    if (!s)
+      return -1;
+    add_sample(t, s, ts, stale ? stale_nan() : q->value);
+  }
+  return t->nomem ? -1 : 0;
+}
+
+/* floor(v / 2^s), whatever the sign. */
+static int64_t shr_floor(int64_t v, int s) {
+  return v >= 0 ? v >> s : -((-v - 1) >> s) - 1;
+}
+
+struct layout {
+  Prometheus__BucketSpan **spans;
+  size_t n_spans, cap_spans;
+  int64_t *deltas;
+  size_t n_deltas, cap_deltas;
+  uint64_t prev; /* counts are unsigned; a delta wraps like Go's int64(count - prev) */
+};
+
+static bool layout_span(struct tr *t, struct layout *l, int64_t offset) {
+  Prometheus__BucketSpan *sp = arena_alloc(&t->a, sizeof *sp);
+  Prometheus__BucketSpan **ns = arena_grow(&t->a, l->spans, l->n_spans, &l->cap_spans, sizeof *ns);
+  if (!sp || !ns)
+    return false;
+  prometheus__bucket_span__init(sp);
+  sp->offset = (int32_t)offset;
+  l->spans = ns;
+  l->spans[l->n_spans++] = sp;
+  return true;
+}
+
+static bool layout_delta(struct tr *t, struct layout *l, uint64_t count) {
+  int64_t *nd = arena_grow(&t->a, l->deltas, l->n_deltas, &l->cap_deltas, sizeof *nd);
+  if (!nd)
+    return false;
+  l->deltas = nd;
+  l->spans[l->n_spans - 1]->length++;
+  l->deltas[l->n_deltas++] = (int64_t)(count - l->prev);
+  l->prev = count;
+  return true;
+}
+
+/* A gap of more than two buckets opens a new span; a smaller one is filled with empty buckets
+ * (client_golang's rule, which the reference copies). */
+static bool layout_gap(struct tr *t, struct layout *l, int64_t gap) {
+  if (gap > 2)
+    return layout_span(t, l, gap);
+  for (int64_t i = 0; i < gap; i++)
+    if (!layout_delta(t, l, 0))
+      return false;
+  return true;
+}
+
+/* OTLP's dense buckets to spans and deltas, merging 2^scale_down buckets into one, with the index
+ * shifted by one: OTLP bucket 0 is (1, base], Prometheus's is (base^-1, 1]... (convertBucketsLayout
+ * of the reference). */
+static bool convert_buckets(struct tr *t, const ExpBuckets *b, int scale_down, struct layout *l) {
+  memset(l, 0, sizeof *l);
+  size_t n = b ? b->n_bucket_counts : 0;
+  if (n == 0)
+    return true;
+  int64_t offset = b->offset;
+  int64_t idx = shr_floor(offset, scale_down) + 1;
+  if (!layout_span(t, l, idx))
+    return false;
+  uint64_t count = 0;
+  for (size_t i = 0; i < n; i++) {
+    int64_t next = shr_floor((int64_t)i + offset, scale_down) + 1;
+    if (idx == next) {
+      count += b->bucket_counts[i];
+      continue;
+    }
+    if (count == 0) {
+      count = b->bucket_counts[i];
+      continue;
+    }
+    if (!layout_gap(t, l, next - idx - 1) || !layout_delta(t, l, count))
+      return false;
+    count = b->bucket_counts[i];
+    idx = next;
+  }
+  int64_t gap = shr_floor((int64_t)n + offset - 1, scale_down) + 1 - idx;
+  return layout_gap(t, l, gap) && layout_delta(t, l, count);
+}
+
+static int exp_histogram_point(const struct metric_ctx *m, const ExpHistogramDataPoint *p) {
+  struct tr *t = m->t;
+  if (p->scale < -4)
+    return 2;
+  struct lbl *base;
+  size_t n;
+  uint64_t bh;
+  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, p->attributes, p->n_attributes, &base, &n, &bh);
+  if (rc)
+    return rc;
+  int scale = p->scale, down = 0;
+  if (scale > 8) {
+    down = scale - 8;
+    scale = 8;
+  }
+  Prometheus__Histogram *h = arena_alloc(&t->a, sizeof *h);
+  struct layout pos, neg;
+  if (!h || !convert_buckets(t, p->positive, down, &pos) ||
+      !convert_buckets(t, p->negative, down, &neg))
+    return -1;
+  prometheus__histogram__init(h);
+  h->reset_hint = PROMETHEUS__HISTOGRAM__RESET_HINT__RESET_HINT_UNKNOWN;
+  h->schema = scale;
+  h->zero_count_case = PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT;
+  h->zero_count_int = p->zero_count;
+  h->n_positive_spans = pos.n_spans;
+  h->positive_spans = pos.spans;
+  h->n_positive_deltas = pos.n_deltas;
+  h->positive_deltas = pos.deltas;
+  h->n_negative_spans = neg.n_spans;
+  h->negative_spans = neg.spans;
+  h->n_negative_deltas = neg.n_deltas;
+  h->negative_deltas = neg.deltas;
+  h->timestamp = to_ms(p->time_unix_nano);
+  h->zero_threshold = p->zero_threshold != 0 ? p->zero_threshold : DEFAULT_ZERO_THRESHOLD;
+  h->count_case = PROMETHEUS__HISTOGRAM__COUNT_COUNT_INT;
+  if (p->flags & NO_RECORDED_VALUE) {
+    /* The reference marks a stale native histogram with the stale NaN as the sum and the same
+     * bits as the integer count. */
+    h->sum = stale_nan();
+    h->count_int = STALE_NAN_BITS;
+  } else {
+    if (p->_sum_case ==
+        OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT___SUM_SUM)
+      h->sum = p->sum;
+    h->count_int = p->count;
+  }
+  struct series *s = series_for(t, base, n, bh, m->name, NULL, NULL);
+  if (!s)
+    return -1;
+  add_histogram(t, s, h);
+  add_exemplars(t, s, p->exemplars, p->n_exemplars);
+  return t->nomem ? -1 : 0;
+}
+
+/* The latest timestamp of any point of the metric (target_info's timestamp). */
+static uint64_t metric_latest(const Metric *m) {
+  uint64_t ts = 0;
+#define LATEST(points, n)                                                                          \
+  for (size_t i = 0; i < (n); i++)                                                                 \
+    if ((points)[i]->time_unix_nano > ts)                                                          \
+      ts = (points)[i]->time_unix_nano;
+  switch (m->data_case) {
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
+    if (m->gauge)
+      LATEST(m->gauge->data_points, m->gauge->n_data_points);
+    break;
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
+    if (m->sum)
+      LATEST(m->sum->data_points, m->sum->n_data_points);
+    break;
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
+    if (m->histogram)
+      LATEST(m->histogram->data_points, m->histogram->n_data_points);
+    break;
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+    if (m->exponential_histogram)
+      LATEST(m->exponential_histogram->data_points, m->exponential_histogram->n_data_points);
+    break;
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
+    if (m->summary)
+      LATEST(m->summary->data_points, m->summary->n_data_points);
+    break;
+  default:
+    break;
+  }
+#undef LATEST
+  return ts;
+}
+
+static size_t metric_points(const Metric *m) {
+  switch (m->data_case) {
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
+    return m->gauge ? m->gauge->n_data_points : 0;
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
+    return m->sum ? m->sum->n_data_points : 0;
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
+    return m->histogram ? m->histogram->n_data_points : 0;
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+    return m->exponential_histogram ? m->exponential_histogram->n_data_points : 0;
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
+    return m->summary ? m->summary->n_data_points : 0;
+  default:
+    return 0;
+  }
+}
+
+/* The metric's kind, or -1 with *reason set when its temporality cannot be translated. */
+static int metric_kind(const Metric *m, enum otc_prw_drop_reason *reason) {
+  int temporality = 0;
+  switch (m->data_case) {
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
+    return OTC_PRW_KIND_GAUGE;
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
+    return OTC_PRW_KIND_SUMMARY;
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
+    temporality = m->sum ? (int)m->sum->aggregation_temporality : 0;
+    if (temporality == TEMPORALITY_CUMULATIVE)
+      return m->sum->is_monotonic ? OTC_PRW_KIND_COUNTER : OTC_PRW_KIND_NONMONOTONIC;
+    break;
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
+    temporality = m->histogram ? (int)m->histogram->aggregation_temporality : 0;
+    if (temporality == TEMPORALITY_CUMULATIVE)
+      return OTC_PRW_KIND_HISTOGRAM;
+    break;
+  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+    temporality =
+        m->exponential_histogram ? (int)m->exponential_histogram->aggregation_temporality : 0;
+    if (temporality == TEMPORALITY_CUMULATIVE)
+      return OTC_PRW_KIND_EXP_HISTOGRAM;
+    break;
+  default:
+    break;
+  }
+  *reason = temporality == TEMPORALITY_DELTA ? OTC_PRW_DROP_DELTA_TEMPORALITY
+                                             : OTC_PRW_DROP_UNSPECIFIED_TEMPORALITY;
+  return -1;
+}
+
+static const char *kv_string(const KeyValue *const *kv, size_t n, const char *key) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(kv[i]->key, key) == 0)
+      return kv[i]->value && kv[i]->value->value_case ==
+                                 OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE
+                 ? kv[i]->value->string_value
+                 : "";
+  return NULL;
+}
+
+static Prometheus__MetricMetadata__MetricType metadata_type(const Metric *m, int kind) {
+  const char *pt =
+      kv_string((const KeyValue *const *)m->metadata, m->n_metadata, "prometheus.type");
+  switch (kind) {
+  case OTC_PRW_KIND_GAUGE:
+    return pt && strcmp(pt, "unknown") == 0 ? PROMETHEUS__METRIC_METADATA__METRIC_TYPE__UNKNOWN
+                                            : PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGE;
+  case OTC_PRW_KIND_COUNTER:
+    return PROMETHEUS__METRIC_METADATA__METRIC_TYPE__COUNTER;
+  case OTC_PRW_KIND_NONMONOTONIC:
+    if (pt && strcmp(pt, "info") == 0)
+      return PROMETHEUS__METRIC_METADATA__METRIC_TYPE__INFO;
+    if (pt && strcmp(pt, "stateset") == 0)
+      return PROMETHEUS__METRIC_METADATA__METRIC_TYPE__STATESET;
+    return PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGE;
+  case OTC_PRW_KIND_HISTOGRAM:
+  case OTC_PRW_KIND_EXP_HISTOGRAM:
+    return PROMETHEUS__METRIC_METADATA__METRIC_TYPE__HISTOGRAM;
+  case OTC_PRW_KIND_SUMMARY:
+    return PROMETHEUS__METRIC_METADATA__METRIC_TYPE__SUMMARY;
+  default:
+    return PROMETHEUS__METRIC_METADATA__METRIC_TYPE__UNKNOWN;
+  }
+}
+
+/* One metadata entry per metric family of the batch (the first one seen). */
+static void add_metadata(struct tr *t, const Metric *m, int kind, const char *family) {
+  uint64_t h = hash_bytes(HASH_SEED, family, strlen(family));
+  if (smap_get(&t->meta_seen, family, h))
+    return;
+  Prometheus__MetricMetadata *md = arena_alloc(&t->a, sizeof *md);
+  Prometheus__MetricMetadata **nm = arena_grow(&t->a, t->meta, t->n_meta, &t->cap_meta, sizeof *nm);
+  char *unit = prw__unit_name(m->unit);
+  if (!md || !nm || !unit) {
+    free(unit);
+    t->nomem = true;
+    return;
+  }
+  t->meta = nm;
+  prometheus__metric_metadata__init(md);
+  md->type = metadata_type(m, kind);
+  md->metric_family_name = (char *)family;
+  md->unit = arena_strdup(&t->a, unit);
+  md->help = (char *)valid_utf8(&t->a, m->description ? m->description : "");
+  free(unit);
+  if (!md->unit || !md->help || !smap_put(t, &t->meta_seen, family, h, md)) {
+    t->nomem = true;
+    return;
+  }
+  t->meta[t->n_meta++] = md;
+}
+
+/* Translates one metric's points; counts drops. */
+static void translate_metric(struct tr *t, const struct res_ctx *r, const struct lbl *ctx,
+                             size_t n_ctx, const Metric *m) {
+  size_t points = metric_points(m);
+  t->out->points += points;
+  enum otc_prw_drop_reason reason = OTC_PRW_DROP_COUNT;
+  int kind = metric_kind(m, &reason);
+  if (kind < 0) {
+    t->out->dropped[reason] += points;
+    return;
+  }
+  struct sb nb = {0};
+  bool ok = metric_name_into(m->name ? m->name : "", m->unit ? m->unit : "",
+                             (enum otc_prw_metric_kind)kind, t->ns, t->s->add_metric_suffixes, &nb);
+  if (nb.failed) {
+    free(nb.p);
+    t->nomem = true;
+    return;
+  }
+  const char *name = ok ? arena_strdup(&t->a, nb.p) : NULL;
+  free(nb.p);
+  if (ok && !name) {
+    t->nomem = true;
+    return;
+  }
+  if (!name) {
+    t->out->dropped[OTC_PRW_DROP_INVALID_NAME] += points;
+    return;
+  }
+  if (t->s->send_metadata && points)
+    add_metadata(t, m, kind, name);
+  struct metric_ctx mc = {t, r, ctx, n_ctx, name, NULL, 0, NULL};
+  for (size_t i = 0; i < points && !t->nomem; i++) {
+    int rc = 0;
+    switch (kind) {
+    case OTC_PRW_KIND_GAUGE:
+      rc = number_point(&mc, m->gauge->data_points[i], false);
+      break;
+    case OTC_PRW_KIND_NONMONOTONIC:
+      rc = number_point(&mc, m->sum->data_points[i], false);
+      break;
+    case OTC_PRW_KIND_COUNTER:
+      rc = number_point(&mc, m->sum->data_points[i], true);
+      break;
+    case OTC_PRW_KIND_HISTOGRAM:
+      rc = histogram_point(&mc, m->histogram->data_points[i]);
+      break;
+    case OTC_PRW_KIND_EXP_HISTOGRAM:
+      rc = exp_histogram_point(&mc, m->exponential_histogram->data_points[i]);
+      break;
+    case OTC_PRW_KIND_SUMMARY:
+      rc = summary_point(&mc, m->summary->data_points[i]);
+      break;
+    default:
+      break;
+    }
+    arena_rewind(&t->tmp);
+    if (rc < 0)
+      t->nomem = true;
+    else if (rc == 1)
+      t->out->dropped[OTC_PRW_DROP_INVALID_LABEL]++;
+    else if (rc == 2)
+      t->out->dropped[OTC_PRW_DROP_UNSUPPORTED_SCALE]++;
+  }
+}
+
+static bool is_service_key(const char *k) {
+  return strcmp(k, "service.name") == 0 || strcmp(k, "service.namespace") == 0 ||
+         strcmp(k, "service.instance.id") == 0;
+}
+
+static bool resource_attr_selected(const struct otc_prw_settings *s, const char *key) {
+  switch (s->resource_labels) {
+  case OTC_PRW_RESOURCE_ALL:
+    return true;
+  case OTC_PRW_RESOURCE_NO_SERVICE:
+    return !is_service_key(key);
+  case OTC_PRW_RESOURCE_MATCH:
+    for (size_t i = 0; i < s->n_resource_excluded; i++)
+      if (glob_match(s->resource_excluded[i], key))
+        return false;
+    if (s->n_resource_included == 0)
+      return s->n_resource_excluded > 0;
+    for (size_t i = 0; i < s->n_resource_included; i++)
+      if (glob_match(s->resource_included[i], key))
+        return true;
+    return false;
+  default:
+    return false;
+  }
+}
+
+/* job, instance and the converted attributes of a resource, in the arena. */
+static bool resource_ctx(struct tr *t, const Resource *res, struct res_ctx *r) {
+  memset(r, 0, sizeof *r);
+  KeyValue *const *kv = res ? res->attributes : NULL;
+  size_t n = res ? res->n_attributes : 0;
+  const KeyValue *name = NULL, *ns = NULL, *inst = NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (!name && strcmp(kv[i]->key, "service.name") == 0)
+      name = kv[i];
+    else if (!ns && strcmp(kv[i]->key, "service.namespace") == 0)
+      ns = kv[i];
+    else if (!inst && strcmp(kv[i]->key, "service.instance.id") == 0)
+      inst = kv[i];
+  }
+  if (name) {
+    const char *v = value_string(&t->a, name->value);
+    if (!v)
+      return false;
+    if (*v && ns) {
+      const char *nsv = value_string(&t->a, ns->value);
+      if (!nsv)
+        return false;
+      size_t a = strlen(nsv), b = strlen(v);
+      char *j = arena_alloc(&t->a, a + b + 2);
+      if (!j)
+        return false;
+      memcpy(j, nsv, a);
+      j[a] = '/';
+      memcpy(j + a + 1, v, b + 1);
+      v = j;
+    }
+    if (*v && !(r->job = valid_utf8(&t->a, v)))
+      return false;
+  }
+  if (inst) {
+    const char *v = value_string(&t->a, inst->value);
+    if (!v)
+      return false;
+    if (*v && !(r->instance = valid_utf8(&t->a, v)))
+      return false;
+  }
+  if (t->s->resource_labels != OTC_PRW_RESOURCE_NONE && n) {
+    r->conv = arena_alloc(&t->a, n * sizeof *r->conv);
+    if (!r->conv)
+      return false;
+    for (size_t i = 0; i < n; i++) {
+      if (!resource_attr_selected(t->s, kv[i]->key))
+        continue;
+      /* A key given twice: the later value wins, as a map would keep it. */
+      size_t j = 0;
+      while (j < r->n_conv && strcmp(r->conv[j].name, kv[i]->key) != 0)
+        j++;
+      const char *v = value_string(&t->a, kv[i]->value);
+      if (!v)
+        return false;
+      r->conv[j] = (struct lbl){kv[i]->key, v, PRIO_ATTR, (uint32_t)j, 0};
+      if (j == r->n_conv)
+        r->n_conv++;
+    }
+  }
+  return true;
+}
+
+/* The labels every point of a scope shares: job, instance, external labels and the scope's. */
+static struct lbl *scope_ctx(struct tr *t, const struct res_ctx *r, const Scope *scope,
+                             size_t *n_out) {
+  size_t n_attrs = scope && t->s->scope_info ? scope->n_attributes : 0;
+  size_t cap = 4 + t->s->n_external_labels + n_attrs;
+  struct lbl *v = arena_alloc(&t->a, cap * sizeof *v);
+  if (!v)
+    return NULL;
+  size_t n = 0;
+  uint32_t order = 0;
+  if (r->job)
+    v[n++] = (struct lbl){"job", r->job, PRIO_JOB, order++, 0};
+  if (r->instance)
+    v[n++] = (struct lbl){"instance", r->instance, PRIO_JOB, order++, 0};
+  for (size_t i = 0; i < t->s->n_external_labels; i++)
+    v[n++] = (struct lbl){t->s->external_labels[i].name, t->s->external_labels[i].value,
+                          PRIO_EXTERNAL, order++, 0};
+  if (scope && t->s->scope_info) {
+    if (scope->name && *scope->name) {
+      if (!(v[n].value = valid_utf8(&t->a, scope->name)))
+        return NULL;
+      v[n].name = "otel_scope_name";
+      v[n].prio = PRIO_SCOPE;
+      v[n++].order = order++;
+    }
+    if (scope->version && *scope->version) {
+      if (!(v[n].value = valid_utf8(&t->a, scope->version)))
+        return NULL;
+      v[n].name = "otel_scope_version";
+      v[n].prio = PRIO_SCOPE;
+      v[n++].order = order++;
+    }
+    for (size_t i = 0; i < n_attrs; i++) {
+      const KeyValue *kv = scope->attributes[i];
+      if (!strcmp(kv->key, "name") || !strcmp(kv->key, "version") || !strcmp(kv->key, "schema_url"))
+        continue;
+      struct sb b = {0};
+      sb_puts(&b, "otel_scope_");
+      sb_puts(&b, kv->key);
+      char *ln = b.failed ? NULL : prw__label_name(b.p);
+      free(b.p);
+      const char *val = value_string(&t->a, kv->value);
+      if (!ln || !val) {
+        free(ln);
+        return NULL;
+      }
+      v[n].name = arena_strdup(&t->a, ln);
+      v[n].value = valid_utf8(&t->a, val);
+      free(ln);
+      if (!v[n].name || !v[n].value)
+        return NULL;
+      v[n].prio = PRIO_SCOPE;
+      v[n++].order = order++;
+    }
+  }
+  *n_out = lbl_resolve(v, n);
+  return v;
+}
+
+/* target_info: the resource's non-identifying attributes, with job and instance. */
+static void add_target_info(struct tr *t, const Resource *res, const struct res_ctx *r) {
+  if (!t->s->target_info || r->latest_ns == 0 || !res)
+    return;
+  size_t others = 0;
+  for (size_t i = 0; i < res->n_attributes; i++)
+    others += !is_service_key(res->attributes[i]->key);
+  if (others == 0)
+    return;
+  KeyValue **attrs = arena_alloc(&t->tmp, others * sizeof *attrs);
+  struct lbl ctx[2];
+  size_t n_ctx = 0, n = 0;
+  if (!attrs) {
+    t->nomem = true;
+    return;
+  }
+  for (size_t i = 0; i < res->n_attributes; i++)
+    if (!is_service_key(res->attributes[i]->key))
+      attrs[n++] = res->attributes[i];
+  if (r->job)
+    ctx[n_ctx++] = (struct lbl){"job", r->job, PRIO_JOB, 0, 0};
+  if (r->instance)
+    ctx[n_ctx++] = (struct lbl){"instance", r->instance, PRIO_JOB, 1, 0};
+  struct lbl *ext = arena_alloc(&t->tmp, (n_ctx + t->s->n_external_labels) * sizeof *ext + 1);
+  if (!ext) {
+    t->nomem = true;
+    return;
+  }
+  memcpy(ext, ctx, n_ctx * sizeof *ext);
+  for (size_t i = 0; i < t->s->n_external_labels; i++)
+    ext[n_ctx + i] = (struct lbl){t->s->external_labels[i].name, t->s->external_labels[i].value,
+                                  PRIO_EXTERNAL, (uint32_t)(n_ctx + i), 0};
+  struct lbl *base;
+  size_t nb;
+  uint64_t bh;
+  size_t n_ext = lbl_resolve(ext, n_ctx + t->s->n_external_labels);
+  int rc = point_labels(t, NULL, ext, n_ext, attrs, n, &base, &nb, &bh);
+  if (rc < 0)
+    t->nomem = true;
+  if (rc != 0)
+    return;
+  /* At least one identifying label, whoever set it (an attribute or external label named job
+   * counts, as in the reference). */
+  bool identified = false;
+  for (size_t i = 0; i < nb && !identified; i++)
+    identified = !strcmp(base[i].name, "job") || !strcmp(base[i].name, "instance");
+  if (!identified)
+    return;
+  const char *name = "target_info";
+  if (t->ns && *t->ns) {
+    char *s = arena_alloc(&t->tmp, strlen(t->ns) + sizeof "_target_info");
+    if (!s) {
+      t->nomem = true;
+      return;
+    }
+    sprintf(s, "%s_target_info", t->ns);
+    name = s;
+  }
+  struct series *s = series_for(t, base, nb, bh, name, NULL, NULL);
+  if (!s)
+    return;
+  s->target_info = true;
+  add_sample(t, s, to_ms(r->latest_ns), 1);
+}
+
+static void translate_resource(struct tr *t, const ResourceMetrics *rm) {
+  struct res_ctx r;
+  if (!resource_ctx(t, rm->resource, &r)) {
+    t->nomem = true;
+    return;
+  }
+  for (size_t i = 0; i < rm->n_scope_metrics && !t->nomem; i++) {
+    const ScopeMetrics *sm = rm->scope_metrics[i];
+    size_t n_ctx = 0;
+    struct lbl *ctx = scope_ctx(t, &r, sm->scope, &n_ctx);
+    if (!ctx) {
+      t->nomem = true;
+      return;
+    }
+    for (size_t j = 0; j < sm->n_metrics && !t->nomem; j++) {
+      uint64_t latest = metric_latest(sm->metrics[j]);
+      if (latest > r.latest_ns)
+        r.latest_ns = latest;
+      translate_metric(t, &r, ctx, n_ctx, sm->metrics[j]);
+    }
+  }
+  if (!t->nomem)
+    add_target_info(t, rm->resource, &r);
+  arena_rewind(&t->tmp);
+}
+
+/* --- output --- */
+
+static int cmp_sample(const void *x, const void *y) {
+  const struct sample *a = x, *b = y;
+  return (a->ts > b->ts) - (a->ts < b->ts);
+}
+
+/* Sorts samples by time keeping the input order of equal timestamps (merge sort), then keeps the
+ * last of each timestamp. Returns the new count. */
+static size_t sort_samples(struct tr *t, struct sample *v, size_t n) {
+  bool sorted = true;
+  for (size_t i = 1; i < n && sorted; i++)
+    sorted = v[i - 1].ts < v[i].ts;
+  if (sorted)
+    return n;
+  struct sample *tmp = arena_alloc(&t->tmp, n * sizeof *tmp);
+  if (!tmp) {
+    t->nomem = true;
+    return n;
+  }
+  for (size_t w = 1; w < n; w *= 2) {
+    for (size_t lo = 0; lo < n; lo += 2 * w) {
+      size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+      size_t i = lo, j = mid, k = lo;
+      while (i < mid && j < hi)
+        tmp[k++] = cmp_sample(&v[j], &v[i]) < 0 ? v[j++] : v[i++];
+      while (i < mid)
+        tmp[k++] = v[i++];
+      while (j < hi)
+        tmp[k++] = v[j++];
+    }
+    memcpy(v, tmp, n * sizeof *v);
+  }
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (o && v[o - 1].ts == v[i].ts)
+      v[o - 1] = v[i];
+    else
+      v[o++] = v[i];
+  }
+  return o;
+}
+
+static size_t sort_histograms(Prometheus__Histogram **v, size_t n) {
+  /* Insertion sort: stable, and native histograms of one series are few per batch. */
+  for (size_t i = 1; i < n; i++) {
+    Prometheus__Histogram *x = v[i];
+    size_t j = i;
+    while (j > 0 && v[j - 1]->timestamp > x->timestamp) {
+      v[j] = v[j - 1];
+      j--;
+    }
+    v[j] = x;
+  }
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (o && v[o - 1]->timestamp == v[i]->timestamp)
+      v[o - 1] = v[i];
+    else
+      v[o++] = v[i];
+  }
+  return o;
+}
+
+static size_t varint_len(size_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+/* Packs one request of len bytes (the sum of its entries, known from the split). */
+static int add_request(struct tr *t, Prometheus__TimeSeries **ts, size_t n_ts,
+                       Prometheus__MetricMetadata **md, size_t n_md, size_t len) {
+  struct otc_prw_write_set *out = t->out;
+  if (out->n_requests % 8 == 0) {
+    struct otc_prw_request *nr = realloc(out->requests, (out->n_requests + 8) * sizeof *nr);
+    if (!nr)
+      return OTC_ERR_NOMEM;
+    out->requests = nr;
+  }
+  Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
+  wr.n_timeseries = n_ts;
+  wr.timeseries = ts;
+  wr.n_metadata = n_md;
+  wr.metadata = md;
+  otc_mem_charge(len ? len : 1);
+  uint8_t *data = malloc(len ? len : 1);
+  if (!data) {
+    otc_mem_release(len ? len : 1);
+    return OTC_ERR_NOMEM;
+  }
+  prometheus__write_request__pack(&wr, data);
+  struct otc_prw_request *r = &out->requests[out->n_requests++];
+  memset(r, 0, sizeof *r);
+  r->data = data;
+  r->len = len;
+  r->metadata = n_md;
+  for (size_t i = 0; i < n_ts; i++) {
+    r->series++;
+    r->samples += ts[i]->n_samples;
+    r->histograms += ts[i]->n_histograms;
+    r->exemplars += ts[i]->n_exemplars;
+  }
+  out->charged += len ? len : 1;
+  out->series += r->series;
+  out->samples += r->samples;
+  out->histograms += r->histograms;
+  out->exemplars += r->exemplars;
+  out->metadata += n_md;
+  return 0;
+}
+
+/* Builds the protobuf-c messages of every series and packs them into requests of at most
+ * max_batch_bytes each. */
+static int emit(struct tr *t) {
+  size_t max = t->s->max_batch_bytes ? t->s->max_batch_bytes : OTC_PRW_DEFAULT_MAX_BATCH_BYTES;
+  Prometheus__TimeSeries **all = arena_alloc(&t->a, (t->n_series + 1) * sizeof *all);
+  size_t *entry = arena_alloc(&t->a, (t->n_series + 1) * sizeof *entry);
+  if (!all || !entry)
+    return OTC_ERR_NOMEM;
+  size_t n = 0;
+  for (size_t i = 0; i < t->n_series; i++) {
+    struct series *s = t->list[i];
+    s->n_samples = sort_samples(t, s->samples, s->n_samples);
+    s->n_hists = sort_histograms(s->hists, s->n_hists);
+    arena_rewind(&t->tmp);
+    if (t->nomem)
+      return OTC_ERR_NOMEM;
+    if (s->n_samples == 0 && s->n_hists == 0)
+      continue;
+    Prometheus__TimeSeries *ts = arena_alloc(&t->a, sizeof *ts);
+    Prometheus__Sample *sam = arena_alloc(&t->a, s->n_samples * sizeof *sam + 1);
+    Prometheus__Sample **sp = arena_alloc(&t->a, s->n_samples * sizeof *sp + 1);
+    if (!ts || !sam || !sp)
+      return OTC_ERR_NOMEM;
+    prometheus__time_series__init(ts);
+    for (size_t j = 0; j < s->n_samples; j++) {
+      prometheus__sample__init(&sam[j]);
+      sam[j].value = s->samples[j].v;
+      sam[j].timestamp = s->samples[j].ts;
+      sp[j] = &sam[j];
+    }
+    ts->n_labels = s->n_labels;
+    ts->labels = s->labels;
+    ts->n_samples = s->n_samples;
+    ts->samples = sp;
+    ts->n_histograms = s->n_hists;
+    ts->histograms = s->hists;
+    ts->n_exemplars = s->n_exemplars;
+    ts->exemplars = s->exemplars;
+    size_t sz = prometheus__time_series__get_packed_size(ts);
+    entry[n] = 1 + varint_len(sz) + sz;
+    all[n++] = ts;
+  }
+  int rc;
+  size_t start = 0, size = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (i > start && size + entry[i] > max) {
+      if ((rc = add_request(t, all + start, i - start, NULL, 0, size)) != 0)
+        return rc;
+      start = i;
+      size = 0;
+    }
+    size += entry[i];
+  }
+  if (n > start && (rc = add_request(t, all + start, n - start, NULL, 0, size)) != 0)
+    return rc;
+  /* Metadata goes in requests of its own, after the series, as the reference sends it; none when
+   * there is no series (nothing would be sent). */
+  if (n == 0)
+    return 0;
+  start = 0;
+  size = 0;
+  for (size_t i = 0; i < t->n_meta; i++) {
+    size_t sz = prometheus__metric_metadata__get_packed_size(t->meta[i]);
+    size_t e = 1 + varint_len(sz) + sz;
+    if (i > start && size + e > max) {
+      if ((rc = add_request(t, NULL, 0, t->meta + start, i - start, size)) != 0)
+        return rc;
+      start = i;
+      size = 0;
+    }
+    size += e;
+  }
+  if (t->n_meta > start &&
+      (rc = add_request(t, NULL, 0, t->meta + start, t->n_meta - start, size)) != 0)
+    return rc;
+  return 0;
+}
+
+const char *otc_prw_drop_reason_name(enum otc_prw_drop_reason r) {
+  switch (r) {
+  case OTC_PRW_DROP_DELTA_TEMPORALITY:
+    return "delta_temporality";
+  case OTC_PRW_DROP_UNSPECIFIED_TEMPORALITY:
+    return "unspecified_temporality";
+  case OTC_PRW_DROP_INVALID_NAME:
+    return "invalid_metric_name";
+  case OTC_PRW_DROP_INVALID_LABEL:
+    return "invalid_label_name";
+  case OTC_PRW_DROP_UNSUPPORTED_SCALE:
+    return "unsupported_scale";
+  default:
+    return "unknown";
+  }
+}
+
+int otc_prw_translate(const uint8_t *otlp, size_t len, const struct otc_prw_settings *s,
+                      struct otc_prw_write_set *out) {
+  int rc = 0;
+  struct tr t;
+  memset(&t, 0, sizeof t);
+  memset(out, 0, sizeof *out);
+  t.s = s;
+  t.out = out;
+  struct otc_wire_stats st;
+  char why[128];
+  if (otc_wire_scan(OTC_SIGNAL_METRICS, otlp, len, OTC_WIRE_DEFAULT_MAX_DEPTH, &st, why,
+                    sizeof why) != 0) {
+    rc = OTC_ERR_INVALID;
+    goto cleanup;
+  }
+  if (s->namespace_ && *s->namespace_) {
+    struct sb ns = {0};
+    fields_join(s->namespace_, &ns);
+    t.ns = ns.failed ? NULL : arena_strdup(&t.a, ns.p);
+    free(ns.p);
+    if (!t.ns) {
+      rc = OTC_ERR_NOMEM;
+      goto cleanup;
+    }
+  }
+  ProtobufCAllocator alloc = {pb_alloc, pb_free, &t.a};
+  MetricsRequest *req =
+      opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__unpack(
+          &alloc, len, otlp);
+  if (!req) {
+    rc = t.a.failed ? OTC_ERR_NOMEM : OTC_ERR_INVALID;
+    goto cleanup;
+  }
+  for (size_t i = 0; i < req->n_resource_metrics && !t.nomem; i++)
+    translate_resource(&t, req->resource_metrics[i]);
+  if (t.nomem || t.a.failed || t.tmp.failed) {
+    rc = OTC_ERR_NOMEM;
+    goto cleanup;
+  }
+  rc = emit(&t);
+cleanup:
+  arena_free(&t.tmp);
+  arena_free(&t.a);
+  if (rc != 0) {
+    /* Counts of what was read stay for the caller's logs; no request survives a failure. */
+    uint64_t points = out->points, dropped[OTC_PRW_DROP_COUNT];
+    memcpy(dropped, out->dropped, sizeof dropped);
+    otc_prw_write_set_free(out);
+    out->points = points;
+    memcpy(out->dropped, dropped, sizeof dropped);
+  }
+  return rc;
+}
+
+void otc_prw_write_set_free(struct otc_prw_write_set *ws) {
+  if (!ws)
+    return;
+  for (size_t i = 0; i < ws->n_requests; i++)
+    free(ws->requests[i].data);
+  free(ws->requests);
+  otc_mem_release(ws->charged);
+  memset(ws, 0, sizeof *ws);
+}
