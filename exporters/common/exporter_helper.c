@@ -34,9 +34,15 @@ static const struct otc_cfg_node *child_or(const struct otc_cfg_node *n, const c
 
 int otc_retry_config_parse(const struct otc_cfg_node *n, struct otc_retry_config *out,
                            const char *component, struct otc_cfg_err *err) {
-  static const struct otc_cfg_field fields[] = {
+  return otc_retry_config_parse_with(n, "5s", out, component, err);
+}
+
+int otc_retry_config_parse_with(const struct otc_cfg_node *n, const char *default_initial_interval,
+                                struct otc_retry_config *out, const char *component,
+                                struct otc_cfg_err *err) {
+  struct otc_cfg_field fields[] = {
       {"enabled", OTC_CFGK_BOOL, "true", offsetof(struct otc_retry_config, enabled), 0, 0},
-      {"initial_interval", OTC_CFGK_DURATION, "5s",
+      {"initial_interval", OTC_CFGK_DURATION, default_initial_interval,
        offsetof(struct otc_retry_config, initial_interval_ns), 0, 0},
       {"max_interval", OTC_CFGK_DURATION, "30s", offsetof(struct otc_retry_config, max_interval_ns),
        0, 0},

@@ -38,6 +38,10 @@ struct otc_queue_config {
 /* Reads retry_on_failure and sending_queue nodes (either may be NULL: defaults). */
 int otc_retry_config_parse(const struct otc_cfg_node *n, struct otc_retry_config *out,
                            const char *component, struct otc_cfg_err *err);
+/* The same with another default for initial_interval (remote write's is 50ms, not 5s). */
+int otc_retry_config_parse_with(const struct otc_cfg_node *n, const char *default_initial_interval,
+                                struct otc_retry_config *out, const char *component,
+                                struct otc_cfg_err *err);
 int otc_queue_config_parse(const struct otc_cfg_node *n, int64_t default_queue_size,
                            struct otc_queue_config *out, const char *component,
                            struct otc_cfg_err *err);
@@ -117,6 +121,9 @@ struct otc_http_client_config {
    * that need them (the gRPC one). */
   const struct otc_cfg_node *tls;
   const struct otc_cfg_node *auth;
+  /* Set by the exporter, not the config: treat every 5xx as retryable. OTLP retries only 502, 503
+   * and 504; remote write and the Loki clients retry every server error. */
+  bool retry_server_errors;
 };
 
 /* Reads a configtls client map (insecure, insecure_skip_verify, ca_file, cert_file, key_file,

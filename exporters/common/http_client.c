@@ -247,6 +247,7 @@ struct otc_http_client {
   struct curl_slist *base_headers; /* the configured headers, then "Expect:" */
   bool cfg_content_type;           /* the configuration sets Content-Type itself */
   bool gzip;
+  bool retry_server_errors; /* every 5xx is retryable (see otc_http_client_config) */
   char errbuf[CURL_ERROR_SIZE];
   uint8_t *resp; /* RESP_BODY_CAP bytes, allocated at create */
   size_t resp_len;
@@ -294,6 +295,7 @@ struct otc_http_client *otc_http_client_create(const struct otc_http_client_conf
     return NULL;
   bool ok = true;
   struct otc_http_client_config eff = *c;
+  hc->retry_server_errors = c->retry_server_errors;
   /* The tls map, when given, is authoritative; validate already checked it. */
   if (c->tls) {
     struct otc_cfg_err ignored;
@@ -512,7 +514,8 @@ void otc_http_client_post(struct otc_http_client *hc, const char *url, const cha
   res->http_status = (int)status;
   if (status >= 200 && status < 300) {
     res->err = 0;
-  } else if (status == 429 || status == 502 || status == 503 || status == 504) {
+  } else if (status == 429 || status == 502 || status == 503 || status == 504 ||
+             (hc->retry_server_errors && status >= 500 && status < 600)) {
     res->err = OTC_ERR_RETRYABLE;
     /* curl reads both forms of Retry-After: delay-seconds and an HTTP-date (turned into seconds
      * from now). */

@@ -107,10 +107,6 @@ static void loki_send(void *exporter, unsigned worker, struct otc_batch *b,
   otc_http_client_post(x->clients[worker], x->http.endpoint, "application/x-protobuf", "snappy",
                        x->extra_headers, (const uint8_t *)compressed, zlen, res, NULL, NULL);
 cleanup:
-  /* The shared client follows OTLP, where a 500 is final; Loki answers 500 for transient ingester
-   * trouble (too few live replicas, a flush in progress), and its own clients retry every 5xx. */
-  if (res->err == OTC_ERR_PERMANENT && res->http_status >= 500 && res->http_status < 600)
-    res->err = OTC_ERR_RETRYABLE;
   free(body);
   free(compressed);
   otc_mem_release(charged);
@@ -228,6 +224,9 @@ static int loki_start(void *ctx) {
   if (!x->clients)
     return OTC_ERR_NOMEM;
   x->n_clients = n;
+  /* Loki answers 500 for transient ingester trouble (too few live replicas, a flush in progress),
+   * and its own clients retry every 5xx. */
+  x->http.retry_server_errors = true;
   for (size_t i = 0; i < n; i++) {
     x->clients[i] = otc_http_client_create(&x->http);
     if (!x->clients[i]) {

@@ -286,9 +286,6 @@ static void send_one(struct prw_exporter *e, unsigned worker, struct body *bd, s
   otc_http_client_post(e->clients[worker], e->url, "application/x-protobuf", "snappy",
                        (const char *const *)e->headers, bd->data, bd->len, &r, NULL, NULL);
   otc_counter_add(e->sent_batches, 1);
-  /* Remote write retries every 5xx (the client treats only 502, 503 and 504 so). */
-  if (r.err == OTC_ERR_PERMANENT && strncmp(r.reason, "HTTP 5", 6) == 0)
-    r.err = OTC_ERR_RETRYABLE;
   pthread_mutex_lock(&rd->mu);
   if (r.err == 0) {
     bd->done = true;
@@ -499,43 +496,6 @@ static bool resource_empty(const struct resource_cfg *r) {
   return !r->enabled && !r->exclude_service_attributes && !r->included.n && !r->excluded.n;
 }
 
-/* retry_on_failure with the reference's default initial_interval of 50ms (the helper's is 5s):
- * the node is read through a copy that adds the key when the configuration leaves it out. */
-static int parse_retry(const struct otc_cfg_node *n, const struct otc_cfg_node *at,
-                       struct otc_retry_config *out, const char *component,
-                       struct otc_cfg_err *err) {
-  if (n && n->type != OTC_CFG_NULL &&
-      (n->type != OTC_CFG_MAP || otc_cfg_get(n, "initial_interval")))
-    return otc_retry_config_parse(n, out, component, err);
-  size_t nc = n && n->type == OTC_CFG_MAP ? n->n_children : 0;
-  struct otc_cfg_node ii, map;
-  memset(&ii, 0, sizeof ii);
-  memset(&map, 0, sizeof map);
-  const struct otc_cfg_node *pos = n ? n : at;
-  ii.type = OTC_CFG_SCALAR;
-  ii.key = "initial_interval";
-  ii.value = "50ms";
-  ii.file = pos ? pos->file : NULL;
-  ii.line = ii.key_line = pos ? pos->line : 0;
-  ii.col = ii.key_col = pos ? pos->col : 0;
-  map = pos ? *pos : map;
-  map.type = OTC_CFG_MAP;
-  map.key = "retry_on_failure";
-  map.value = NULL;
-  map.priv_items = NULL;
-  map.priv_owns_file = false;
-  struct otc_cfg_node **kids = calloc(nc + 1, sizeof *kids);
-  if (!kids)
-    return otc_cfg_error(err, at, "out of memory");
-  for (size_t i = 0; i < nc; i++)
-    kids[i] = n->children[i];
-  kids[nc] = &ii;
-  map.children = kids;
-  map.n_children = nc + 1;
-  int rc = otc_retry_config_parse(&map, out, component, err);
-  free(kids);
-  return rc;
-}
 
 static void prw_destroy(void *ctx);
 
@@ -631,7 +591,8 @@ static void *prw_create(const struct otc_create_args *args, const struct otc_cfg
     par = MAX_PARALLELISM;
   e->parallelism = (size_t)par;
 
-  if (parse_retry(c.retry_on_failure, cfg, &e->r, id, err) != 0)
+  /* The reference's remote write retries first after 50ms, not the exporterhelper's 5s. */
+  if (otc_retry_config_parse_with(c.retry_on_failure, "50ms", &e->r, id, err) != 0)
     goto fail;
 
   if (c.max_batch_size_bytes < 0) {
@@ -775,6 +736,8 @@ static int prw_start(void *ctx) {
     e->clients = calloc(e->parallelism, sizeof *e->clients);
     if (!e->clients)
       return OTC_ERR_NOMEM;
+    /* The remote-write spec: retry every 5xx with backoff. */
+    e->http.retry_server_errors = true;
     for (size_t i = 0; i < e->parallelism; i++) {
       e->clients[i] = otc_http_client_create(&e->http);
       if (!e->clients[i]) {
