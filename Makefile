@@ -27,11 +27,18 @@ test-unit: build
 TOOLS            := $(CURDIR)/.tools
 TELEMETRYGEN     := $(TOOLS)/telemetrygen
 TELEMETRYGEN_VER := v0.161.0
+# The reference OpenTelemetry Collector, for the differential tests only (never part of the product).
+OTELCOL_REF      := $(TOOLS)/otelcol-ref
 
-test-integration: build tests/integration/node_modules $(TELEMETRYGEN)
+test-integration: build tests/integration/node_modules $(TELEMETRYGEN) $(OTELCOL_REF)
 	OTC_BIN=$(CURDIR)/$(BUILD)/collector COLLECTOR_BIN=$(CURDIR)/$(BUILD)/collector \
 	  TODO_API_BIN=$(CURDIR)/$(BUILD)/todo-api/todo-api TELEMETRYGEN=$(TELEMETRYGEN) \
+	  OTELCOL_REF=$(OTELCOL_REF) PROMETHEUS_BIN=/usr/bin/prometheus \
 	  node --test --test-concurrency=1 tests/integration/
+
+# Built once with the collector's builder, both pinned (about two minutes on two cores).
+$(OTELCOL_REF): tests/reference/manifest.yaml tests/reference/build.sh
+	TOOLS=$(TOOLS) bash tests/reference/build.sh
 
 $(TELEMETRYGEN):
 	GOBIN=$(TOOLS) go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$(TELEMETRYGEN_VER)
