@@ -268,7 +268,7 @@ TEST(config_fields_and_validation) {
     fprintf(stderr, "%s\n", err.msg);
     return;
   }
-  struct exp_config c;
+  struct exp_config c = {0};
   memset(&c, 0, sizeof c);
   CHECK_EQ_INT(parse_exp(otc_cfg_get(root, "good"), &c, &err), 0);
   CHECK_EQ_STR(c.http.endpoint, "https://tempo:4318");
@@ -461,7 +461,7 @@ TEST(pass_through_encoding_and_headers) {
     return;
   struct server s;
   CHECK_EQ_INT(server_start(&s, NULL, NULL), 0);
-  struct exp_config c;
+  struct exp_config c = {0};
   memset(&c, 0, sizeof c);
   CHECK_EQ_INT(parse_exp(root, &c, &err), 0);
   struct otc_http_client *hc = otc_http_client_create(&c.http);
@@ -580,7 +580,7 @@ TEST(tls_verify_ca_and_skip) {
              cert);
     struct otc_cfg_err err;
     struct otc_cfg_node *root = load(yaml, &err);
-    struct exp_config c;
+    struct exp_config c = {0};
     CHECK(root && parse_exp(root, &c, &err) == 0);
     if (root) {
       hc = otc_http_client_create(&c.http);
