@@ -553,8 +553,9 @@ int otc_exporter_helper_consume(struct otc_exporter_helper *h, struct otc_batch 
   return 0;
 
 refused:
+  /* Not a drop: the caller gets the refusal back and retries (the batch processor) or answers its
+   * client with a retryable status (a receiver). enqueue_failed counts it, as in otelcol. */
   otc_counter_add(h->m.enqueue_failed[s], b->items);
-  otc_count_dropped(h->id, s, rc == OTC_ERR_SHUTDOWN ? "shutdown" : "queue_full", b->items);
   rate_log(&h->drop_log, OTC_LOG_WARN, h->id, "refusing %zu %s: %s", b->items,
            otc_signal_item_name(s),
            rc == OTC_ERR_SHUTDOWN ? "the exporter is shutting down" : "the sending queue is full");

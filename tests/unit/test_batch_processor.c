@@ -1,8 +1,10 @@
 /* Tests of the batch processor (processors/batch/batch_processor.c) through its component
  * interface, with a next consumer that captures what it receives: the size and timeout triggers,
  * send_batch_max_size splitting, pass-through of a single batch, the flush at shutdown, the
- * self-metrics, and that memory accounting returns to where it was. Requests are built with
- * protobuf-c and the captured ones unpacked to compare span names in order. */
+ * self-metrics, backpressure from a next consumer that refuses (kept and retried in order, new data
+ * refused at the bound, dropped only at the shutdown deadline), and that memory accounting returns
+ * to where it was. Requests are built with protobuf-c and the captured ones unpacked to compare
+ * span names in order. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,13 +30,20 @@ typedef Opentelemetry__Proto__Trace__V1__Span Span;
 
 /* ---- the capturing next consumer ---- */
 
+#define CAPTURE_MAX 256
+
 struct capture {
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  struct otc_batch *got[64];
-  int64_t at_ns[64];
+  struct otc_batch *got[CAPTURE_MAX];
+  int64_t at_ns[CAPTURE_MAX];
   size_t n;
-  int rc; /* what consume answers */
+  size_t items; /* in got */
+  int rc;       /* what consume answers */
+  /* The next refuse_first calls answer OTC_ERR_REFUSED, as an exporter with a full queue does
+   * (after releasing the reference, as the contract says). */
+  int refuse_first;
+  size_t refusals;
 };
 
 static int64_t now_ns(void) {
@@ -47,10 +56,16 @@ static int capture_consume(void *ctx, struct otc_batch *b) {
   struct capture *c = ctx;
   pthread_mutex_lock(&c->lock);
   int rc = c->rc;
+  if (c->refuse_first > 0) {
+    c->refuse_first--;
+    c->refusals++;
+    rc = OTC_ERR_REFUSED;
+  }
   if (rc != 0) {
     otc_batch_unref(b);
-  } else if (c->n < 64) {
+  } else if (c->n < CAPTURE_MAX) {
     c->at_ns[c->n] = now_ns();
+    c->items += b->items;
     c->got[c->n++] = b;
   } else {
     otc_batch_unref(b);
@@ -85,6 +100,47 @@ static size_t capture_count(struct capture *c) {
   size_t n = c->n;
   pthread_mutex_unlock(&c->lock);
   return n;
+}
+
+/* Waits until the captured batches hold n items or timeout_ms passed; returns the items. */
+static size_t capture_wait_items(struct capture *c, size_t n, int timeout_ms) {
+  int64_t deadline = now_ns() + (int64_t)timeout_ms * 1000000;
+  pthread_mutex_lock(&c->lock);
+  while (c->items < n && now_ns() < deadline) {
+    pthread_mutex_unlock(&c->lock);
+    usleep(2000);
+    pthread_mutex_lock(&c->lock);
+  }
+  size_t got = c->items;
+  pthread_mutex_unlock(&c->lock);
+  return got;
+}
+
+/* Waits until the next consumer refused n times or timeout_ms passed; returns the refusals. */
+static size_t capture_wait_refusals(struct capture *c, size_t n, int timeout_ms) {
+  int64_t deadline = now_ns() + (int64_t)timeout_ms * 1000000;
+  pthread_mutex_lock(&c->lock);
+  while (c->refusals < n && now_ns() < deadline) {
+    pthread_mutex_unlock(&c->lock);
+    usleep(1000);
+    pthread_mutex_lock(&c->lock);
+  }
+  size_t got = c->refusals;
+  pthread_mutex_unlock(&c->lock);
+  return got;
+}
+
+static size_t capture_refusals(struct capture *c) {
+  pthread_mutex_lock(&c->lock);
+  size_t n = c->refusals;
+  pthread_mutex_unlock(&c->lock);
+  return n;
+}
+
+static void capture_set_refuse(struct capture *c, int refuse_first) {
+  pthread_mutex_lock(&c->lock);
+  c->refuse_first = refuse_first;
+  pthread_mutex_unlock(&c->lock);
 }
 
 static void capture_free(struct capture *c) {
@@ -163,6 +219,52 @@ static void span_names(const struct otc_batch *b, char *names, size_t cap) {
       }
   opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(req,
                                                                                           NULL);
+}
+
+/* Checks that the captured batches hold exactly the spans of make_traces("<prefix><k>", counts[k])
+ * for k < n, each once and in that order, in batches of at most max_items (0: any). Returns the
+ * number of mismatches (0 when all is well). */
+static int check_sequence(struct capture *c, const char *prefix, const int *counts, int n,
+                          size_t max_items) {
+  int bad = 0, k = 0, i = 0;
+  pthread_mutex_lock(&c->lock);
+  for (size_t b = 0; b < c->n; b++) {
+    if (max_items && c->got[b]->items > max_items)
+      bad++;
+    TraceReq *req =
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
+            NULL, c->got[b]->len, c->got[b]->data);
+    if (!req) {
+      bad++;
+      continue;
+    }
+    for (size_t r = 0; r < req->n_resource_spans; r++)
+      for (size_t s = 0; s < req->resource_spans[r]->n_scope_spans; s++)
+        for (size_t j = 0; j < req->resource_spans[r]->scope_spans[s]->n_spans; j++) {
+          while (k < n && i >= counts[k]) {
+            k++;
+            i = 0;
+          }
+          char want[64];
+          snprintf(want, sizeof want, "%s%d-%d", prefix, k, i);
+          const char *got = req->resource_spans[r]->scope_spans[s]->spans[j]->name;
+          if (k >= n || strcmp(got, want) != 0) {
+            if (bad < 5)
+              fprintf(stderr, "sequence: got %s, want %s\n", got, k < n ? want : "(end)");
+            bad++;
+          }
+          i++;
+        }
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(req,
+                                                                                            NULL);
+  }
+  pthread_mutex_unlock(&c->lock);
+  /* Everything arrived: the last input is complete and none is missing. */
+  if (k != n - 1 || i != counts[n - 1]) {
+    fprintf(stderr, "sequence: ended at %s%d-%d\n", prefix, k, i);
+    bad++;
+  }
+  return bad;
 }
 
 /* ---- the processor ---- */
@@ -483,8 +585,9 @@ TEST(next_fails) {
   CHECK(proc_open(&p, "batch/fail", "send_batch_size: 4\n", &err) != NULL);
   if (!p.ctx)
     return;
-  p.cap.rc = OTC_ERR_REFUSED;
-  const char *labels = "component=\"batch/fail\",otel_signal=\"traces\",reason=\"refused\"";
+  /* A final error: nothing to retry, the data is dropped and counted. */
+  p.cap.rc = OTC_ERR_PERMANENT;
+  const char *labels = "component=\"batch/fail\",otel_signal=\"traces\",reason=\"send_failed\"";
   uint64_t before = counter("otelcol_dropped_items", labels);
   CHECK_EQ_INT(feed(&p, "f", 4), 0); /* accepted: the failure comes later */
   for (int i = 0; i < 200 && counter("otelcol_dropped_items", labels) == before; i++)
@@ -494,6 +597,150 @@ TEST(next_fails) {
   for (int i = 0; i < 200 && counter("otelcol_dropped_items", labels) == before + 4; i++)
     usleep(5000);
   CHECK_EQ_INT(counter("otelcol_dropped_items", labels) - before, 10);
+  /* Offered once each, never again, and the processor is not blocked: new data is accepted. */
+  usleep(50000);
+  CHECK_EQ_INT(capture_refusals(&p.cap), 0);
+  CHECK_EQ_INT(feed(&p, "h", 2), 0);
+  proc_close(&p);
+  CHECK_EQ_INT(counter("otelcol_dropped_items", labels) - before, 12);
+  CHECK_EQ_INT(otc_mem_held(), held);
+}
+
+static uint64_t dropped_any(const char *id) {
+  static const char *const reasons[] = {"refused", "send_failed", "shutdown", "out_of_memory"};
+  uint64_t sum = 0;
+  for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
+    char labels[160];
+    snprintf(labels, sizeof labels, "component=\"%s\",otel_signal=\"traces\",reason=\"%s\"", id,
+             reasons[i]);
+    sum += counter("otelcol_dropped_items", labels);
+  }
+  return sum;
+}
+
+/* A next consumer that refuses the first three offers, then accepts: the refused piece and those
+ * after it are kept and offered again in order, new data queues behind them, nothing is lost or
+ * duplicated, nothing counted as dropped. */
+TEST(refused_then_accepted) {
+  uint64_t held = otc_mem_held();
+  struct otc_cfg_err err;
+  struct proc p;
+  CHECK(proc_open(&p, "batch/retry", "send_batch_size: 5\nsend_batch_max_size: 5\ntimeout: 30ms\n",
+                  &err) != NULL);
+  if (!p.ctx)
+    return;
+  capture_set_refuse(&p.cap, 3);
+  const int counts[] = {23, 4, 6};
+  int64_t t0 = now_ns();
+  CHECK_EQ_INT(feed(&p, "s0", counts[0]), 0);
+  CHECK(capture_wait_refusals(&p.cap, 1, 2000) >= 1);
+  /* Accepted while blocked (far under the bound): they wait behind the refused pieces. */
+  CHECK_EQ_INT(feed(&p, "s1", counts[1]), 0);
+  CHECK_EQ_INT(feed(&p, "s2", counts[2]), 0);
+  CHECK_EQ_INT(capture_wait_items(&p.cap, 33, 3000), 33);
+  /* Three refusals at 10, 20, 40 ms of backoff: well under a second. */
+  CHECK(now_ns() - t0 < 1000 * 1000000LL);
+  usleep(50000);
+  CHECK_EQ_INT(capture_refusals(&p.cap), 3);
+  CHECK_EQ_INT(check_sequence(&p.cap, "s", counts, 3, 5), 0);
+  CHECK_EQ_INT(counter("otelcol_processor_incoming_items",
+                       "otel_signal=\"traces\",processor=\"batch/retry\""),
+               33);
+  /* A piece counts once as outgoing, however many offers it took. */
+  CHECK_EQ_INT(counter("otelcol_processor_outgoing_items",
+                       "otel_signal=\"traces\",processor=\"batch/retry\""),
+               33);
+  CHECK_EQ_INT(counter("otelcol_processor_batch_refused_items", "processor=\"batch/retry\""), 0);
+  proc_close(&p);
+  CHECK_EQ_INT(dropped_any("batch/retry"), 0);
+  CHECK_EQ_INT(otc_mem_held(), held);
+}
+
+/* A next consumer that refuses until told otherwise: the processor keeps accepting until it holds
+ * 2 x 8192 items, then refuses (counted as refused, not incoming) without busy-looping on the next
+ * consumer; once that recovers, everything accepted arrives in order and new data is accepted
+ * again. */
+TEST(refused_until_bound) {
+  uint64_t held = otc_mem_held();
+  struct otc_cfg_err err;
+  struct proc p;
+  CHECK(proc_open(&p, "batch/bound", "send_batch_size: 10\ntimeout: 50ms\n", &err) != NULL);
+  if (!p.ctx)
+    return;
+  capture_set_refuse(&p.cap, 1 << 30);
+  enum { SPANS = 2000 };
+  int counts[16];
+  char prefix[16];
+  CHECK_EQ_INT(feed(&p, "b0", SPANS), 0);
+  CHECK(capture_wait_refusals(&p.cap, 1, 2000) >= 1);
+  usleep(20000);
+  int accepted = 1, rc = 0;
+  while (accepted < 16) {
+    snprintf(prefix, sizeof prefix, "b%d", accepted);
+    rc = feed(&p, prefix, SPANS);
+    if (rc != 0)
+      break;
+    accepted++;
+  }
+  /* 9 x 2000 = 18000: the ninth was accepted at 16000 held, the tenth refused at 18000. */
+  CHECK_EQ_INT(rc, OTC_ERR_REFUSED);
+  CHECK_EQ_INT(accepted, 9);
+  CHECK_EQ_INT(feed(&p, "again", SPANS), OTC_ERR_REFUSED);
+  CHECK_EQ_INT(counter("otelcol_processor_batch_refused_items", "processor=\"batch/bound\""),
+               2 * SPANS);
+  CHECK_EQ_INT(counter("otelcol_processor_incoming_items",
+                       "otel_signal=\"traces\",processor=\"batch/bound\""),
+               accepted * SPANS);
+  /* A backoff, not a busy loop: 10, 20, 40, then 50 ms (the timeout) between offers. */
+  size_t r0 = capture_refusals(&p.cap);
+  usleep(300000);
+  size_t r1 = capture_refusals(&p.cap);
+  CHECK(r1 - r0 >= 2);
+  CHECK(r1 - r0 <= 15);
+  CHECK_EQ_INT(capture_count(&p.cap), 0);
+
+  capture_set_refuse(&p.cap, 0);
+  CHECK_EQ_INT(capture_wait_items(&p.cap, (size_t)accepted * SPANS, 3000),
+               (size_t)accepted * SPANS);
+  for (int i = 0; i < accepted; i++)
+    counts[i] = SPANS;
+  CHECK_EQ_INT(check_sequence(&p.cap, "b", counts, accepted, 0), 0);
+  /* No longer blocked: accepted again. */
+  CHECK_EQ_INT(feed(&p, "after", 3), 0);
+  CHECK_EQ_INT(capture_wait_items(&p.cap, (size_t)accepted * SPANS + 3, 3000),
+               (size_t)accepted * SPANS + 3);
+  proc_close(&p);
+  CHECK_EQ_INT(dropped_any("batch/bound"), 0);
+  CHECK_EQ_INT(otc_mem_held(), held);
+}
+
+/* Shutdown with a next consumer that never accepts: offered again until the 5 s deadline, then
+ * dropped and counted as "shutdown"; afterwards consume forwards and returns the refusal. */
+TEST(shutdown_while_refused) {
+  uint64_t held = otc_mem_held();
+  struct otc_cfg_err err;
+  struct proc p;
+  CHECK(proc_open(&p, "batch/shutref", "send_batch_size: 1000\ntimeout: 20ms\n", &err) != NULL);
+  if (!p.ctx)
+    return;
+  capture_set_refuse(&p.cap, 1 << 30);
+  const char *labels = "component=\"batch/shutref\",otel_signal=\"traces\",reason=\"shutdown\"";
+  CHECK_EQ_INT(feed(&p, "z", 7), 0);
+  CHECK(capture_wait_refusals(&p.cap, 1, 2000) >= 1);
+  CHECK_EQ_INT(feed(&p, "w", 3), 0); /* pending behind the refused piece */
+  size_t r0 = capture_refusals(&p.cap);
+  int64_t t0 = now_ns();
+  CHECK_EQ_INT(otc_processor_batch.shutdown(p.ctx), 0);
+  int64_t took = now_ns() - t0;
+  CHECK(took >= 4500 * 1000000LL);
+  CHECK(took < 6500 * 1000000LL);
+  /* Offered every 20 ms at most (the timeout caps the backoff), not in a busy loop. */
+  CHECK(capture_refusals(&p.cap) - r0 >= 10);
+  CHECK(capture_refusals(&p.cap) - r0 <= 300);
+  CHECK_EQ_INT(counter("otelcol_dropped_items", labels), 10);
+  CHECK_EQ_INT(capture_count(&p.cap), 0);
+  /* After shutdown a batch goes straight through, and the refusal comes back to the caller. */
+  CHECK_EQ_INT(feed(&p, "late", 1), OTC_ERR_REFUSED);
   proc_close(&p);
   CHECK_EQ_INT(otc_mem_held(), held);
 }
@@ -639,6 +886,9 @@ int main(void) {
   RUN(shutdown_flushes);
   RUN(pass_through);
   RUN(next_fails);
+  RUN(refused_then_accepted);
+  RUN(refused_until_bound);
+  RUN(shutdown_while_refused);
   RUN(self_metrics_rendered);
   RUN(logs_merge);
   RUN(concurrent_producers);
