@@ -55,8 +55,12 @@ test-asan: $(ASAN_BUILD)/Makefile
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
-bench: build
-	@echo "benchmarks live in tests/bench (see README)"
+# Benchmarks (never part of make test): items per collector CPU-second, peak RSS and client
+# latency per scenario, ours and the reference collector's side by side. SCENARIOS=... to pick
+# (tests/bench/run.sh list); REPS, RATE, DURATION, SIZES tune the runs.
+bench: build $(OTELCOL_REF)
+	cmake --build $(BUILD) -j $(JOBS) --target bench_tools
+	BUILD_DIR=$(BUILD) REF_BIN=$(OTELCOL_REF) tests/bench/run.sh $(SCENARIOS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
