@@ -15,6 +15,7 @@
 #include "core/component.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/net.h"
 #include "core/metrics.h"
 
 #define MAX_ID 128
@@ -289,28 +290,6 @@ static const struct otc_cfg_field prometheus_reader_fields[] = {
     {NULL, 0, NULL, 0, 0, 0},
 };
 
-/* Splits "host:port" ("[::1]:8888", ":8888") into host and port. */
-static int parse_hostport(const char *s, char *host, size_t hostlen, int *port) {
-  const char *colon = strrchr(s, ':');
-  if (!colon || colon[1] == '\0')
-    return OTC_ERR_CONFIG;
-  size_t hl = (size_t)(colon - s);
-  const char *h = s;
-  if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
-    h = s + 1;
-    hl -= 2;
-  }
-  if (hl >= hostlen)
-    return OTC_ERR_CONFIG;
-  memcpy(host, h, hl);
-  host[hl] = '\0';
-  char *end;
-  long p = strtol(colon + 1, &end, 10);
-  if (*end != '\0' || p < 0 || p > 65535)
-    return OTC_ERR_CONFIG;
-  *port = (int)p;
-  return 0;
-}
 
 static int parse_telemetry(struct otc_service *svc, const struct otc_cfg_node *tel,
                            struct otc_cfg_err *err) {
@@ -355,7 +334,7 @@ static int parse_telemetry(struct otc_service *svc, const struct otc_cfg_node *t
   svc->metrics_opts.unit_suffix = 0;
   if (m.address) {
     /* The pre-v0.123 form, still common in configs in the wild. */
-    if (parse_hostport(m.address, svc->metrics_host, sizeof svc->metrics_host,
+    if (otc_parse_hostport(m.address, svc->metrics_host, sizeof svc->metrics_host,
                        &svc->metrics_port) != 0)
       return otc_cfg_error(err, otc_cfg_get(parts[1], "address"),
                            "invalid address \"%s\" (want host:port)", m.address);

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "core/net.h"
 #include "core/component.h"
 #include "core/memory.h"
 #include "core/metrics.h"
@@ -512,12 +513,12 @@ TEST(config_errors) {
 
   char host[64];
   int port = -1;
-  CHECK_EQ_INT(otlp_receiver__parse_endpoint("[::]:4318", host, sizeof host, &port), 0);
+  CHECK_EQ_INT(otc_parse_hostport("[::]:4318", host, sizeof host, &port), 0);
   CHECK_EQ_STR(host, "::");
   CHECK_EQ_INT(port, 4318);
-  CHECK_EQ_INT(otlp_receiver__parse_endpoint(":4317", host, sizeof host, &port), 0);
+  CHECK_EQ_INT(otc_parse_hostport(":4317", host, sizeof host, &port), 0);
   CHECK_EQ_STR(host, "");
-  CHECK_EQ_INT(otlp_receiver__parse_endpoint("localhost:", host, sizeof host, &port),
+  CHECK_EQ_INT(otc_parse_hostport("localhost:", host, sizeof host, &port),
                OTC_ERR_CONFIG);
 }
 

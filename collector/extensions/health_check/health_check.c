@@ -15,6 +15,7 @@
 
 #include <microhttpd.h>
 
+#include "core/net.h"
 #include "core/component.h"
 #include "core/log.h"
 
@@ -44,32 +45,15 @@ struct health_check {
   struct timespec started_at; /* CLOCK_MONOTONIC at start */
 };
 
-/* Splits "host:port", "[v6]:port" or ":port" into a malloc'd host (NULL for an empty host) and a
- * port. Returns 0 or -1 when malformed. */
+/* Splits the endpoint into a malloc'd host (NULL for an empty host: every interface) and a port.
+ * Returns 0 or -1 when malformed. */
 static int split_endpoint(const char *ep, char **host, int *port) {
-  const char *colon, *h = ep;
-  size_t hlen;
+  char h[256];
   *host = NULL;
-  if (ep[0] == '[') {
-    const char *close = strchr(ep, ']');
-    if (!close || close[1] != ':')
-      return -1;
-    h = ep + 1;
-    hlen = (size_t)(close - h);
-    colon = close + 1;
-  } else {
-    colon = strrchr(ep, ':');
-    if (!colon)
-      return -1;
-    hlen = (size_t)(colon - ep);
-  }
-  char *end;
-  long p = strtol(colon + 1, &end, 10);
-  if (colon[1] == '\0' || *end != '\0' || p < 0 || p > 65535)
+  if (otc_parse_hostport(ep, h, sizeof h, port) != 0)
     return -1;
-  if (hlen > 0 && !(*host = strndup(h, hlen)))
+  if (h[0] && !(*host = strdup(h)))
     return -1;
-  *port = (int)p;
   return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/net.h"
 #include "core/log.h"
 #include "core/memory.h"
 #include "core/otlp_json.h"
@@ -747,7 +748,7 @@ int otlp_http__start(struct otlp_receiver *r) {
   bool v6 = false, dual = false;
   int rc = 0;
   struct otlp_http_server *srv = NULL;
-  if (otlp_receiver__parse_endpoint(r->http.endpoint, host, sizeof host, &port) != 0) {
+  if (otc_parse_hostport(r->http.endpoint, host, sizeof host, &port) != 0) {
     rc = OTC_ERR_CONFIG;
     goto cleanup;
   }

@@ -73,10 +73,6 @@ void otlp_receiver__export(struct otlp_receiver *r, enum otc_signal s,
 int otlp_receiver__encode_response(enum otc_signal s, const struct otlp_export_result *res,
                                    uint8_t **out, size_t *len);
 
-/* Splits an endpoint "host:port" ("[::1]:4318" for IPv6; an empty host means every interface)
- * into host (without brackets, copied into host) and port (0-65535). Returns 0 or
- * OTC_ERR_CONFIG. */
-int otlp_receiver__parse_endpoint(const char *endpoint, char *host, size_t hostlen, int *port);
 
 /* Transports: start binds and serves; stop stops accepting, finishes calls in flight, frees. */
 int otlp_grpc__start(struct otlp_receiver *r);
