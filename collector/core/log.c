@@ -81,3 +81,34 @@ void otc_log(enum otc_log_level level, const char *component, const char *fmt, .
   ssize_t w = write(STDERR_FILENO, line, n);
   (void)w;
 }
+
+void otc_log_limited(struct otc_log_limiter *l, enum otc_log_level level, const char *component,
+                     const char *fmt, ...) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  long long t = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+  long long last = atomic_load(&l->last_ns);
+  /* One thread wins the slot of this second; the others only count themselves. */
+  if ((last != 0 && t - last < 1000000000LL) ||
+      !atomic_compare_exchange_strong(&l->last_ns, &last, t)) {
+    atomic_fetch_add(&l->suppressed, 1);
+    return;
+  }
+  unsigned long long held = atomic_exchange(&l->suppressed, 0);
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (held)
+    otc_log(level, component, "%s (%llu similar messages suppressed)", msg, held);
+  else
+    otc_log(level, component, "%s", msg);
+}
+
+void otc_log_limited_flush(struct otc_log_limiter *l, enum otc_log_level level,
+                           const char *component) {
+  unsigned long long held = atomic_exchange(&l->suppressed, 0);
+  if (held)
+    otc_log(level, component, "%llu similar messages were suppressed", held);
+}

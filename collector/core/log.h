@@ -15,6 +15,20 @@ int otc_log_parse_level(const char *s, enum otc_log_level *out);
 void otc_log(enum otc_log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* At most one line a second per limiter, with the count of lines held back since the last one, so
+ * that a destination or consumer failing every request cannot flood the log. Lock-free; a zeroed
+ * limiter (static, calloc) is ready to use and needs no cleanup. */
+struct otc_log_limiter {
+  _Atomic long long last_ns;
+  _Atomic unsigned long long suppressed;
+};
+
+void otc_log_limited(struct otc_log_limiter *l, enum otc_log_level level, const char *component,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Logs how many lines were held back since the last one, if any (at shutdown). */
+void otc_log_limited_flush(struct otc_log_limiter *l, enum otc_log_level level,
+                           const char *component);
+
 #define otc_debug(c, ...) otc_log(OTC_LOG_DEBUG, c, __VA_ARGS__)
 #define otc_info(c, ...) otc_log(OTC_LOG_INFO, c, __VA_ARGS__)
 #define otc_warn(c, ...) otc_log(OTC_LOG_WARN, c, __VA_ARGS__)

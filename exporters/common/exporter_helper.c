@@ -163,51 +163,6 @@ static double random_unit(void) {
   return (double)(state >> 11) / (double)(1ULL << 53);
 }
 
-/* At most one line a second per limiter, with the number of lines held back since the last one, so
- * that a destination failing every request cannot flood the log. */
-struct rate_log {
-  pthread_mutex_t mu;
-  int64_t last_ns;
-  uint64_t suppressed;
-};
-
-static void rate_log(struct rate_log *rl, enum otc_log_level level, const char *component,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void rate_log(struct rate_log *rl, enum otc_log_level level, const char *component,
-                     const char *fmt, ...) {
-  int64_t t = now_ns();
-  pthread_mutex_lock(&rl->mu);
-  if (rl->last_ns != 0 && t - rl->last_ns < NS_PER_S) {
-    rl->suppressed++;
-    pthread_mutex_unlock(&rl->mu);
-    return;
-  }
-  uint64_t held = rl->suppressed;
-  rl->suppressed = 0;
-  rl->last_ns = t;
-  pthread_mutex_unlock(&rl->mu);
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  if (held)
-    otc_log(level, component, "%s (%llu similar messages suppressed)", msg,
-            (unsigned long long)held);
-  else
-    otc_log(level, component, "%s", msg);
-}
-
-static void rate_log_flush(struct rate_log *rl, enum otc_log_level level, const char *component) {
-  pthread_mutex_lock(&rl->mu);
-  uint64_t held = rl->suppressed;
-  rl->suppressed = 0;
-  pthread_mutex_unlock(&rl->mu);
-  if (held)
-    otc_log(level, component, "%llu similar messages were suppressed", (unsigned long long)held);
-}
-
 void otc_send_result_reasonf(struct otc_send_result *res, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -244,7 +199,7 @@ struct otc_exporter_helper {
   size_t n_threads;
   pthread_mutex_t sync_mu; /* serializes sends when the queue is disabled (worker 0's connection) */
 
-  struct rate_log retry_log, drop_log;
+  struct otc_log_limiter retry_log, drop_log;
 };
 
 struct worker_arg {
@@ -308,7 +263,7 @@ static void give_up(struct otc_exporter_helper *h, const struct otc_batch *b, bo
   otc_counter_add(h->m.send_failed[b->signal], b->items);
   if (queued)
     otc_count_dropped(h->id, b->signal, label, b->items);
-  rate_log(&h->drop_log, OTC_LOG_ERROR, h->id, "exporting failed, %s %zu %s (%s): %s",
+  otc_log_limited(&h->drop_log, OTC_LOG_ERROR, h->id, "exporting failed, %s %zu %s (%s): %s",
            queued ? "dropping" : "rejecting", b->items, otc_signal_item_name(b->signal), label,
            why);
 }
@@ -392,7 +347,8 @@ static int deliver(struct otc_exporter_helper *h, unsigned worker, struct otc_ba
       give_up(h, b, queued, "retry_exhausted", why);
       return res.err;
     }
-    rate_log(&h->retry_log, OTC_LOG_INFO, h->id, "exporting failed, will retry %zu %s in %.3fs: %s",
+    otc_log_limited(&h->retry_log, OTC_LOG_INFO, h->id,
+                    "exporting failed, will retry %zu %s in %.3fs: %s",
              b->items, otc_signal_item_name(b->signal), (double)delay / 1e9, why);
     if (wait_retry(h, t + delay, &last_chance) != 0) {
       give_up(h, b, queued, "shutdown", why);
@@ -471,8 +427,6 @@ struct otc_exporter_helper *otc_exporter_helper_create(const char *id,
   }
   pthread_mutex_init(&h->mu, NULL);
   pthread_mutex_init(&h->sync_mu, NULL);
-  pthread_mutex_init(&h->retry_log.mu, NULL);
-  pthread_mutex_init(&h->drop_log.mu, NULL);
   init_cond(&h->not_empty);
   init_cond(&h->not_full);
   init_cond(&h->wake);
@@ -556,7 +510,7 @@ refused:
   /* Not a drop: the caller gets the refusal back and retries (the batch processor) or answers its
    * client with a retryable status (a receiver). enqueue_failed counts it, as in otelcol. */
   otc_counter_add(h->m.enqueue_failed[s], b->items);
-  rate_log(&h->drop_log, OTC_LOG_WARN, h->id, "refusing %zu %s: %s", b->items,
+  otc_log_limited(&h->drop_log, OTC_LOG_WARN, h->id, "refusing %zu %s: %s", b->items,
            otc_signal_item_name(s),
            rc == OTC_ERR_SHUTDOWN ? "the exporter is shutting down" : "the sending queue is full");
   otc_batch_unref(b);
@@ -623,8 +577,8 @@ void otc_exporter_helper_shutdown(struct otc_exporter_helper *h, int64_t deadlin
   for (size_t i = 0; i < h->n_threads; i++)
     pthread_join(h->threads[i], NULL);
   h->n_threads = 0;
-  rate_log_flush(&h->retry_log, OTC_LOG_INFO, h->id);
-  rate_log_flush(&h->drop_log, OTC_LOG_ERROR, h->id);
+  otc_log_limited_flush(&h->retry_log, OTC_LOG_INFO, h->id);
+  otc_log_limited_flush(&h->drop_log, OTC_LOG_ERROR, h->id);
 }
 
 void otc_exporter_helper_destroy(struct otc_exporter_helper *h) {
@@ -637,8 +591,6 @@ void otc_exporter_helper_destroy(struct otc_exporter_helper *h) {
   pthread_cond_destroy(&h->idle);
   pthread_mutex_destroy(&h->mu);
   pthread_mutex_destroy(&h->sync_mu);
-  pthread_mutex_destroy(&h->retry_log.mu);
-  pthread_mutex_destroy(&h->drop_log.mu);
   free(h->threads);
   free(h->ring);
   free(h->id);

@@ -214,22 +214,7 @@ int otlp_exp__status_from_json(const uint8_t *buf, size_t len, struct otlp_exp_s
   return 0;
 }
 
-void otlp_exp__ratelog_init(struct otlp_exp_ratelog *rl) {
-  memset(rl, 0, sizeof *rl);
-  pthread_mutex_init(&rl->mu, NULL);
-}
-
-void otlp_exp__ratelog_destroy(struct otlp_exp_ratelog *rl) {
-  pthread_mutex_destroy(&rl->mu);
-}
-
-static int64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-void otlp_exp__report_partial(const char *id, struct otlp_exp_ratelog *rl, enum otc_signal s,
+void otlp_exp__report_partial(const char *id, struct otc_log_limiter *rl, enum otc_signal s,
                               size_t items, const struct otlp_exp_partial *p) {
   if (p->rejected <= 0 && !p->message[0])
     return;
@@ -239,20 +224,7 @@ void otlp_exp__report_partial(const char *id, struct otlp_exp_ratelog *rl, enum 
     rejected = items;
   if (rejected)
     otc_count_dropped(id, s, "partial_success", rejected);
-  int64_t t = mono_ns();
-  pthread_mutex_lock(&rl->mu);
-  bool quiet = rl->last_ns != 0 && t - rl->last_ns < 1000000000LL;
-  uint64_t held = rl->suppressed;
-  if (quiet) {
-    rl->suppressed++;
-  } else {
-    rl->suppressed = 0;
-    rl->last_ns = t;
-  }
-  pthread_mutex_unlock(&rl->mu);
-  if (quiet)
-    return;
-  otc_warn(id, "Partial success response: %" PRIu64 " %s rejected of %zu: %s%s", rejected,
-           otc_signal_item_name(s), items, p->message[0] ? p->message : "(no message)",
-           held ? " (similar messages were suppressed)" : "");
+  otc_log_limited(rl, OTC_LOG_WARN, id,
+                  "Partial success response: %" PRIu64 " %s rejected of %zu: %s", rejected, otc_signal_item_name(s), items,
+                  p->message[0] ? p->message : "(no message)");
 }

@@ -10,11 +10,11 @@
 #ifndef OTC_OTLP_EXPORTER_H
 #define OTC_OTLP_EXPORTER_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/log.h"
 #include "core/signal.h"
 
 /* A partial_success as read from a response. */
@@ -45,20 +45,11 @@ int otlp_exp__status_from_proto(const uint8_t *buf, size_t len, struct otlp_exp_
  * "retryDelay":"1.5s"}]}. Returns 0 or OTC_ERR_INVALID. */
 int otlp_exp__status_from_json(const uint8_t *buf, size_t len, struct otlp_exp_status *out);
 
-/* Logs at most one line a second (a server that rejects part of every request must not flood the
- * log), counting the lines held back. */
-struct otlp_exp_ratelog {
-  pthread_mutex_t mu;
-  int64_t last_ns;
-  uint64_t suppressed;
-};
-void otlp_exp__ratelog_init(struct otlp_exp_ratelog *rl);
-void otlp_exp__ratelog_destroy(struct otlp_exp_ratelog *rl);
-
 /* Accounts for a partial success of a batch of `items` items of signal s: the rejected items
  * (at most `items`) are counted in otelcol_dropped_items{reason="partial_success"} and the
- * server's message is logged (rate limited) under component id. */
-void otlp_exp__report_partial(const char *id, struct otlp_exp_ratelog *rl, enum otc_signal s,
+ * server's message is logged through the limiter rl under component id (a server that rejects
+ * part of every request must not flood the log). */
+void otlp_exp__report_partial(const char *id, struct otc_log_limiter *rl, enum otc_signal s,
                               size_t items, const struct otlp_exp_partial *p);
 
 #endif

@@ -122,7 +122,7 @@ struct otlp_grpc_exporter {
   size_t n_md;
 
   struct otc_exporter_helper *helper;
-  struct otlp_exp_ratelog partial_log;
+  struct otc_log_limiter partial_log;
   bool grpc_inited;
   grpc_channel *channel;
   struct grpc_worker *workers;
@@ -658,7 +658,6 @@ static void grpc_exp_destroy(void *ctx) {
     free(e->md_keys[i]);
   free(e->md_keys);
   free(e->md_values);
-  otlp_exp__ratelog_destroy(&e->partial_log);
   free(e->workers);
   free(e->target);
   free(e->id);
@@ -672,7 +671,6 @@ static void *grpc_exp_create(const struct otc_create_args *args, const struct ot
     otc_cfg_error(err, cfg, "out of memory");
     return NULL;
   }
-  otlp_exp__ratelog_init(&e->partial_log);
   e->id = strdup(args->id ? args->id : "otlp_grpc");
   struct otc_queue_config q;
   struct otc_retry_config r;

@@ -40,7 +40,7 @@ struct otlp_http_exporter {
   char *url[OTC_SIGNAL_COUNT]; /* NULL: no endpoint for that signal */
   bool json;
   struct otc_exporter_helper *helper;
-  struct otlp_exp_ratelog partial_log;
+  struct otc_log_limiter partial_log;
   /* One client (one keep-alive connection) per consumer thread, created by that thread on its
    * first send; with the queue disabled, callers share index 0 under the helper's lock. */
   struct otc_http_client **clients;
@@ -253,7 +253,6 @@ static void http_exp_destroy(void *ctx) {
   free(e->clients);
   for (int s = 0; s < OTC_SIGNAL_COUNT; s++)
     free(e->url[s]);
-  otlp_exp__ratelog_destroy(&e->partial_log);
   free(e->id);
   free(e);
 }
@@ -265,7 +264,6 @@ static void *http_exp_create(const struct otc_create_args *args, const struct ot
     otc_cfg_error(err, cfg, "out of memory");
     return NULL;
   }
-  otlp_exp__ratelog_init(&e->partial_log);
   e->id = strdup(args->id ? args->id : "otlp_http");
   struct otc_queue_config q;
   struct otc_retry_config r;

@@ -109,9 +109,7 @@ struct batch_processor {
   int64_t backoff_max_ns; /* the longest wait between offers */
 
   /* Only the thread (or, once it is gone, shutdown) touches these. */
-  int64_t last_error_log_ns;
-  uint64_t errors_unlogged;
-  int64_t last_block_log_ns;
+  struct otc_log_limiter error_log, block_log;
 
   struct otc_histogram *send_size_hist, *send_bytes_hist;
   struct otc_counter *size_trigger, *timeout_trigger, *incoming, *outgoing, *refused;
@@ -151,16 +149,8 @@ static const char *drop_reason(int rc) {
  * line per batch. */
 static void report_drop(struct batch_processor *bp, int rc, size_t items) {
   otc_count_dropped(bp->id, bp->signal, drop_reason(rc), items);
-  int64_t now = now_ns();
-  if (bp->last_error_log_ns != 0 && now - bp->last_error_log_ns < 1000000000) {
-    bp->errors_unlogged++;
-    return;
-  }
-  otc_warn(bp->id, "Sender failed: %s (%zu %s dropped; %llu more failures since the last report)",
-           otc_strerror(rc), items, otc_signal_item_name(bp->signal),
-           (unsigned long long)bp->errors_unlogged);
-  bp->last_error_log_ns = now;
-  bp->errors_unlogged = 0;
+  otc_log_limited(&bp->error_log, OTC_LOG_WARN, bp->id, "Sender failed: %s (%zu %s dropped)",
+                  otc_strerror(rc), items, otc_signal_item_name(bp->signal));
 }
 
 /* Appends b to l, which takes the reference. Returns false (b untouched) when l cannot grow. */
@@ -375,14 +365,12 @@ static void block(struct batch_processor *bp, struct send_state *st) {
       BACKOFF_INITIAL_NS < bp->backoff_max_ns ? BACKOFF_INITIAL_NS : bp->backoff_max_ns;
   bp->retry_at_ns = now + bp->backoff_ns;
   /* During shutdown the outcome is logged by drop_retry, if there is a loss. */
-  if (!bp->stopping && (bp->last_block_log_ns == 0 || now - bp->last_block_log_ns >= 1000000000)) {
-    otc_warn(bp->id,
-             "The next consumer refused data (%s): holding %zu %s and retrying; new data is "
-             "refused while %zu or more are held",
-             otc_strerror(st->rc), bp->retry.items, otc_signal_item_name(bp->signal),
-             bp->refuse_bound);
-    bp->last_block_log_ns = now;
-  }
+  if (!bp->stopping)
+    otc_log_limited(&bp->block_log, OTC_LOG_WARN, bp->id,
+                    "The next consumer refused data (%s): holding %zu %s and retrying; new data is "
+                    "refused while %zu or more are held",
+                    otc_strerror(st->rc), bp->retry.items, otc_signal_item_name(bp->signal),
+                    bp->refuse_bound);
 }
 
 /* Sends everything pending. Called and returns with the lock held; sends without it, so that
