@@ -795,16 +795,16 @@ void otlp_http__stop(struct otlp_receiver *r) {
   if (!srv)
     return;
   atomic_store(&srv->stopping, true);
-  /* Stop accepting, then let the requests in flight finish before the connections close. */
-  MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+  /* Let the requests in flight finish before the connections close; a request that starts now is
+   * answered 503 (retryable) with "Connection: close". MHD_quiesce_daemon is not used: with a
+   * thread pool on epoll it races the workers' own listen-socket bookkeeping and libmicrohttpd
+   * 0.9.75 aborts the process ("Failed to remove listen FD from epoll set"). */
   for (int waited = 0; atomic_load(&srv->in_flight) > 0 && waited < DRAIN_TIMEOUT_MS;
        waited += 10) {
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
   MHD_stop_daemon(srv->daemon);
-  if (fd != MHD_INVALID_SOCKET)
-    close(fd);
   free(srv);
   r->http_srv = NULL;
 }
