@@ -39,7 +39,20 @@ struct otc_create_args {
    * from this receiver (the receiver then answers that signal's requests with 404/UNIMPLEMENTED). */
   struct otc_consumer next_by_signal[OTC_SIGNAL_COUNT];
   const struct otc_cfg_node *root; /* the whole config, for references to extensions */
+  /* Finds an extension that service::extensions enables (extensions are created before every other
+   * component) by its id, e.g. "bearertokenauth/in" or "file_storage": returns its instance ctx when
+   * the id is enabled and its type (or an alias of it) is `type`, else NULL. The ctx lives until the
+   * service is destroyed, after every other component. NULL when a component is built alone (unit
+   * tests); call it through otc_find_extension. */
+  void *(*find_extension)(const void *svc, const char *id, const char *type);
+  const void *svc;
 };
+
+/* args->find_extension(args->svc, id, type), or NULL when the component was built alone. */
+static inline void *otc_find_extension(const struct otc_create_args *args, const char *id,
+                                       const char *type) {
+  return args->find_extension ? args->find_extension(args->svc, id, type) : NULL;
+}
 
 struct otc_component_ops {
   const char *type;           /* the config type name: "otlp", "batch", "debug" */

@@ -11,6 +11,7 @@ extern const struct otc_component_ops otc_exporter_debug;
 extern const struct otc_component_ops otc_exporter_file;
 extern const struct otc_component_ops otc_exporter_nop;
 extern const struct otc_component_ops otc_extension_health_check;
+/* registry: extension externs (one line each, kept in this order) */
 /* registry: exporter externs (one line each, kept in this order) */
 extern const struct otc_component_ops otc_exporter_prometheus_remote_write;
 extern const struct otc_component_ops otc_exporter_loki;
@@ -24,6 +25,7 @@ const struct otc_component_ops *const otc_components[] = {
     &otc_exporter_file,
     &otc_exporter_nop,
     &otc_extension_health_check,
+    /* registry: extension entries (one line each, kept in this order) */
     /* registry: exporter entries (one line each, kept in this order) */
     &otc_exporter_prometheus_remote_write,
     &otc_exporter_loki,

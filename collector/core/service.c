@@ -186,6 +186,23 @@ static int check_section(const struct otc_cfg_node *root, enum otc_kind kind,
 
 /* --- instances --- */
 
+static void *find_extension(const void *svcp, const char *id, const char *type) {
+  const struct otc_service *svc = svcp;
+  for (size_t i = 0; svc && i < svc->n_extensions; i++) {
+    const struct instance *e = &svc->extensions[i];
+    if (strcmp(e->id, id) != 0)
+      continue;
+    if (strcmp(e->ops->type, type) == 0)
+      return e->ctx;
+    for (size_t j = 0; e->ops->aliases && e->ops->aliases[j]; j++) {
+      if (strcmp(e->ops->aliases[j], type) == 0)
+        return e->ctx;
+    }
+    return NULL;
+  }
+  return NULL;
+}
+
 static int create_instance(struct instance *inst, enum otc_kind kind, const char *id,
                            const struct otc_cfg_node *cfg, const struct otc_create_args *base,
                            const struct otc_cfg_node *at, struct otc_cfg_err *err) {
@@ -194,6 +211,7 @@ static int create_instance(struct instance *inst, enum otc_kind kind, const char
     return OTC_ERR_CONFIG;
   struct otc_create_args args = *base;
   args.id = id;
+  args.find_extension = find_extension;
   void *ctx = ops->create(&args, cfg, err);
   if (!ctx) {
     if (err->msg[0] == '\0')
@@ -224,14 +242,15 @@ static struct instance *find_instance(struct instance *arr, size_t n, const char
 
 /* Validates a component that no pipeline uses by creating and destroying it, as the Collector
  * validates every configured component. */
-static int validate_unused(const struct otc_cfg_node *root, enum otc_kind kind,
+static int validate_unused(const struct otc_service *svc, enum otc_kind kind,
                            struct instance *used, size_t n_used, struct otc_cfg_err *err) {
+  const struct otc_cfg_node *root = svc->root;
   const struct otc_cfg_node *sec = otc_cfg_get(root, kind_section[kind]);
   for (size_t i = 0; sec && sec->type == OTC_CFG_MAP && i < sec->n_children; i++) {
     const struct otc_cfg_node *c = sec->children[i];
     if (kind != OTC_KIND_PROCESSOR && find_instance(used, n_used, c->key))
       continue;
-    struct otc_create_args args = {.root = root, .signal = OTC_SIGNAL_TRACES};
+    struct otc_create_args args = {.root = root, .signal = OTC_SIGNAL_TRACES, .svc = svc};
     struct instance tmp = {0};
     if (create_instance(&tmp, kind, c->key, c, &args, c, err) != 0)
       return OTC_ERR_CONFIG;
@@ -466,7 +485,7 @@ static int build_pipelines(struct otc_service *svc, const struct otc_cfg_node *p
         if (!grown)
           return OTC_ERR_NOMEM;
         svc->exporters = grown;
-        struct otc_create_args args = {.root = root};
+        struct otc_create_args args = {.root = root, .svc = svc};
         if (create_instance(&svc->exporters[svc->n_exporters], OTC_KIND_EXPORTER, ref->value, def,
                             &args, ref, err) != 0)
           return OTC_ERR_CONFIG;
@@ -507,7 +526,7 @@ static int build_pipelines(struct otc_service *svc, const struct otc_cfg_node *p
       bool defined;
       const struct otc_cfg_node *def = find_def(root, OTC_KIND_PROCESSOR, ref->value, &defined);
       struct otc_create_args args = {
-          .root = root, .pipeline = p->id, .signal = p->signal, .next = next};
+          .root = root, .pipeline = p->id, .signal = p->signal, .next = next, .svc = svc};
       if (create_instance(&p->procs[k], OTC_KIND_PROCESSOR, ref->value, def, &args, ref, err) != 0)
         return OTC_ERR_CONFIG;
       if (!(p->procs[k].ops->signals & OTC_SIGNAL_BIT(p->signal)))
@@ -524,7 +543,7 @@ static int build_pipelines(struct otc_service *svc, const struct otc_cfg_node *p
       const struct otc_cfg_node *ref = svc->pipelines[i].receivers->children[j];
       if (find_instance(svc->receivers, svc->n_receivers, ref->value))
         continue;
-      struct otc_create_args args = {.root = root};
+      struct otc_create_args args = {.root = root, .svc = svc};
       for (int s = 0; s < OTC_SIGNAL_COUNT; s++) {
         size_t n = 0;
         struct otc_consumer outs[svc->n_pipelines];
@@ -590,7 +609,7 @@ static int build_extensions(struct otc_service *svc, const struct otc_cfg_node *
     if (find_instance(svc->extensions, svc->n_extensions, ref->value))
       return otc_cfg_error(err, ref, "service::extensions: references extension \"%s\" twice",
                            ref->value);
-    struct otc_create_args args = {.root = svc->root};
+    struct otc_create_args args = {.root = svc->root, .svc = svc};
     if (create_instance(&svc->extensions[svc->n_extensions], OTC_KIND_EXTENSION, ref->value, def,
                         &args, ref, err) != 0)
       return OTC_ERR_CONFIG;
@@ -642,17 +661,18 @@ struct otc_service *otc_service_create(const struct otc_cfg_node *root, struct o
     goto fail;
   if (parse_telemetry(svc, sc.telemetry, err) != 0)
     goto fail;
-  int rc = build_pipelines(svc, sc.pipelines, err);
+  /* Extensions first: receivers and exporters look up the ones they use while they are created. */
+  int rc = build_extensions(svc, sc.extensions, err);
   if (rc == 0)
-    rc = build_extensions(svc, sc.extensions, err);
+    rc = build_pipelines(svc, sc.pipelines, err);
   if (rc == 0)
-    rc = validate_unused(root, OTC_KIND_RECEIVER, svc->receivers, svc->n_receivers, err);
+    rc = validate_unused(svc, OTC_KIND_RECEIVER, svc->receivers, svc->n_receivers, err);
   if (rc == 0)
-    rc = validate_unused(root, OTC_KIND_PROCESSOR, NULL, 0, err);
+    rc = validate_unused(svc, OTC_KIND_PROCESSOR, NULL, 0, err);
   if (rc == 0)
-    rc = validate_unused(root, OTC_KIND_EXPORTER, svc->exporters, svc->n_exporters, err);
+    rc = validate_unused(svc, OTC_KIND_EXPORTER, svc->exporters, svc->n_exporters, err);
   if (rc == 0)
-    rc = validate_unused(root, OTC_KIND_EXTENSION, svc->extensions, svc->n_extensions, err);
+    rc = validate_unused(svc, OTC_KIND_EXTENSION, svc->extensions, svc->n_extensions, err);
   if (rc != 0) {
     if (err->msg[0] == '\0')
       otc_cfg_error(err, NULL, "%s", otc_strerror(rc));
