@@ -31,6 +31,14 @@ struct otc_wire_stats {
 int otc_wire_scan(enum otc_signal s, const uint8_t *buf, size_t len, int max_depth,
                   struct otc_wire_stats *st, char *errbuf, size_t errlen);
 
+/* otc_wire_scan is two scanners with one verdict: a table-driven fast one that only says valid
+ * (filling st) or not, and the reference one that, when the fast one refuses, says why. Both are
+ * exposed for the tests that check they agree; use otc_wire_scan. st is required here. */
+int otc_wire__scan_fast(enum otc_signal s, const uint8_t *buf, size_t len, int max_depth,
+                        struct otc_wire_stats *st);
+int otc_wire__scan_reference(enum otc_signal s, const uint8_t *buf, size_t len, int max_depth,
+                             struct otc_wire_stats *st, char *errbuf, size_t errlen);
+
 /* Receives one piece of a split: the wire bytes of a complete Export*ServiceRequest holding
  * `items` items. The bytes are only valid during the call. Returns 0 to go on, non-zero to stop
  * (that value is returned by the split). */

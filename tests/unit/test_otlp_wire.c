@@ -1568,6 +1568,183 @@ TEST(mutations) {
   arena_free();
 }
 
+/* A traces request whose spans carry attributes of every value kind and length class: the shapes
+ * the fast scanner takes a shortcut on (a short key and one scalar member) and those just beside
+ * them (keys and strings of 128 bytes and more, empty values, negative ints, nested values). */
+static struct built build_attribute_kinds(void) {
+  struct built b = build_traces(1, 1, 3, 0);
+  TraceReq *req = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
+      NULL, b.len, b.buf);
+  free(b.buf);
+  static char long_key[200], long_str[300];
+  memset(long_key, 'k', sizeof long_key - 1);
+  memset(long_str, 's', sizeof long_str - 1);
+  static KV kvs[10];
+  static AnyV vals[10];
+  static uint8_t bytes[3] = {1, 2, 3};
+  static KV *ptrs[10];
+  for (int i = 0; i < 10; i++) {
+    opentelemetry__proto__common__v1__key_value__init(&kvs[i]);
+    opentelemetry__proto__common__v1__any_value__init(&vals[i]);
+    kvs[i].key = i == 7 ? long_key : (char *)"attr";
+    kvs[i].value = &vals[i];
+    ptrs[i] = &kvs[i];
+  }
+  vals[0].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+  vals[0].string_value = "v";
+  vals[1].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+  vals[1].int_value = -5; /* a ten-byte varint */
+  vals[2].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
+  vals[2].double_value = 2.5;
+  vals[3].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
+  vals[3].bool_value = 1;
+  vals[4].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE;
+  vals[4].bytes_value = (ProtobufCBinaryData){sizeof bytes, bytes};
+  vals[5].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+  vals[5].string_value = long_str;
+  /* vals[6] stays empty (no member). */
+  vals[7].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+  vals[7].int_value = 300;
+  vals[8] = *any_nested(2);
+  vals[9] = *any_kvlist();
+  kvs[6].value = NULL; /* and one KeyValue without a value at all */
+  Span *sp = req->resource_spans[0]->scope_spans[0]->spans[0];
+  size_t n_orig = sp->n_attributes;
+  KV **orig = sp->attributes;
+  sp->n_attributes = 10;
+  sp->attributes = ptrs;
+  b.len = opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
+      req);
+  b.buf = malloc(b.len);
+  opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(req, b.buf);
+  sp->n_attributes = n_orig; /* the static attributes are not the unpacked message's to free */
+  sp->attributes = orig;
+  opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(req,
+                                                                                          NULL);
+  return b;
+}
+
+static bool same_stats(const struct otc_wire_stats *a, const struct otc_wire_stats *b) {
+  return a->resources == b->resources && a->scopes == b->scopes && a->items == b->items &&
+         a->metrics == b->metrics && a->invalid_items == b->invalid_items;
+}
+
+/* otc_wire_scan trusts the fast scanner's "valid": it must agree with the reference scanner on
+ * every input, valid or not, with the same counts, at several depth limits. */
+TEST(fast_scan_matches_reference) {
+  struct built samples[4] = {build_traces(2, 2, 1, 3), build_metrics(2, 1, 0),
+                             build_logs(2, 2, 1, 3), build_attribute_kinds()};
+  const enum otc_signal sig[4] = {OTC_SIGNAL_TRACES, OTC_SIGNAL_METRICS, OTC_SIGNAL_LOGS,
+                                  OTC_SIGNAL_TRACES};
+  size_t agree_ok = 0, agree_bad = 0, disagree = 0;
+  for (int k = 0; k < 4; k++) {
+    struct otc_wire_stats f, r;
+    CHECK_EQ_INT(otc_wire__scan_fast(sig[k], samples[k].buf, samples[k].len, 64, &f), 0);
+    CHECK_EQ_INT(otc_wire__scan_reference(sig[k], samples[k].buf, samples[k].len, 64, &r, NULL, 0),
+                 0);
+    CHECK(same_stats(&f, &r));
+    CHECK_EQ_INT(f.items, samples[k].items);
+  }
+  for (int i = 0; i < 40000; i++) {
+    int k = i % 4;
+    const struct built *b = &samples[k];
+    size_t cap = b->len + 64;
+    uint8_t *tmp = malloc(cap);
+    size_t n = mutate(b->buf, b->len, tmp, cap);
+    uint8_t *in = malloc(n ? n : 1);
+    memcpy(in, tmp, n);
+    free(tmp);
+    int depth = (int)(i % 5); /* 0..4: around the nesting of the samples */
+    struct otc_wire_stats f, r;
+    int rf = otc_wire__scan_fast(sig[k], in, n, depth, &f);
+    int rr = otc_wire__scan_reference(sig[k], in, n, depth, &r, NULL, 0);
+    if (rf != rr || (rf == 0 && !same_stats(&f, &r)))
+      disagree++;
+    else if (rf == 0)
+      agree_ok++;
+    else
+      agree_bad++;
+    free(in);
+  }
+  /* Every byte of the attribute sample set to values that turn lengths, tags and varints into
+   * their neighbours, and every byte deleted: each shortcut's boundary gets hit. */
+  const struct built *ab = &samples[3];
+  uint8_t *in = malloc(ab->len);
+  for (size_t at = 0; at < ab->len; at++) {
+    const uint8_t orig = ab->buf[at];
+    const uint8_t near[] = {(uint8_t)(orig + 1), (uint8_t)(orig - 1), (uint8_t)(orig ^ 0x80)};
+    const uint8_t vals[] = {0x00, 0x01, 0x7f,    0x80,    0xff,   0x0a,
+                            0x12, 0x21, near[0], near[1], near[2]};
+    for (size_t v = 0; v <= sizeof vals; v++) {
+      size_t n = ab->len;
+      memcpy(in, ab->buf, n);
+      if (v < sizeof vals) {
+        in[at] = vals[v];
+      } else {
+        memmove(in + at, in + at + 1, n - at - 1);
+        n--;
+      }
+      struct otc_wire_stats f, r;
+      int rf = otc_wire__scan_fast(OTC_SIGNAL_TRACES, in, n, 2, &f);
+      int rr = otc_wire__scan_reference(OTC_SIGNAL_TRACES, in, n, 2, &r, NULL, 0);
+      if (rf != rr || (rf == 0 && !same_stats(&f, &r)))
+        disagree++;
+      else if (rf == 0)
+        agree_ok++;
+      else
+        agree_bad++;
+    }
+  }
+  free(in);
+  /* Hand-made attribute values: each scalar member followed by a valid extra field, by an
+   * invalid one, cut short, or alone; keys short and long. */
+  static const uint8_t members[][10] = {
+      {0x0a, 0x01, 'x'},                                            /* string_value */
+      {0x3a, 0x00},                                                 /* empty bytes_value */
+      {0x10, 0x01},                                                 /* bool_value */
+      {0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, /* int_value -1 */
+      {0x21, 1, 2, 3, 4, 5, 6, 7, 8},                               /* double_value */
+  };
+  static const size_t member_len[] = {3, 2, 2, 10, 9};
+  static const uint8_t tails[][2] = {{0}, {0x10, 0x00}, {0x00, 0x00}, {0x0a, 0x05}, {0x21, 0}};
+  static const size_t tail_len[] = {0, 2, 1, 2, 2};
+  char key[200];
+  memset(key, 'k', sizeof key);
+  for (size_t m = 0; m < sizeof member_len / sizeof member_len[0]; m++) {
+    for (size_t t = 0; t < sizeof tail_len / sizeof tail_len[0]; t++) {
+      for (int cut = 0; cut <= 1; cut++) {
+        for (size_t klen = 0; klen <= sizeof key; klen += 100) {
+          struct rev r;
+          rev_init(&r, 512);
+          rev_bytes(&r, tails[t], tail_len[t]);
+          rev_bytes(&r, members[m], member_len[m] - (size_t)cut);
+          rev_wrap(&r, 2); /* KeyValue.value */
+          rev_field_bytes(&r, 1, key, klen);
+          rev_wrap(&r, 9); /* Span.attributes */
+          rev_span_request(&r);
+          struct otc_wire_stats f, rs;
+          int rf = otc_wire__scan_fast(OTC_SIGNAL_TRACES, rev_data(&r), rev_len(&r), 64, &f);
+          int rr = otc_wire__scan_reference(OTC_SIGNAL_TRACES, rev_data(&r), rev_len(&r), 64, &rs,
+                                            NULL, 0);
+          if (rf != rr || (rf == 0 && !same_stats(&f, &rs)))
+            disagree++;
+          else if (rf == 0)
+            agree_ok++;
+          else
+            agree_bad++;
+          free(r.buf);
+        }
+      }
+    }
+  }
+  printf("fast vs reference: %zu valid, %zu invalid, %zu disagreements\n", agree_ok, agree_bad,
+         disagree);
+  CHECK_EQ_INT(disagree, 0);
+  CHECK(agree_ok > 1000 && agree_bad > 1000);
+  for (int k = 0; k < 4; k++)
+    free(samples[k].buf);
+}
+
 /* Random bytes, not mutations of anything valid. */
 TEST(random_bytes) {
   for (int i = 0; i < 5000; i++) {
@@ -1599,6 +1776,7 @@ int main(void) {
   RUN(metric_oneof_last_wins);
   RUN(drop_invalid);
   RUN(mutations);
+  RUN(fast_scan_matches_reference);
   RUN(random_bytes);
   return TEST_REPORT();
 }
