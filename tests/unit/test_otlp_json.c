@@ -2,6 +2,7 @@
  * signal, the JSON mapping's alternatives (names, strings for numbers, snake_case), error messages
  * with field paths, depth limits, round trips protobuf -> JSON -> protobuf, and mutation loops
  * that must never crash. */
+#include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdbool.h>
@@ -20,6 +21,8 @@ typedef Opentelemetry__Proto__Common__V1__AnyValue AnyValue;
 typedef Opentelemetry__Proto__Common__V1__KeyValue KeyValue;
 
 #define DEPTH 64
+
+static uint64_t rng(void);
 
 static char err[512];
 
@@ -741,6 +744,240 @@ TEST(depth) {
   free(arr);
 }
 
+/* ---- canonical bytes: the transcoder writes protobuf itself, and must write exactly what
+ * protobuf-c would pack from the same message, whatever the order, repetition or names of the
+ * keys. ---- */
+
+static const ProtobufCMessageDescriptor *req_descriptor(enum otc_signal s) {
+  return s == OTC_SIGNAL_TRACES
+             ? &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor
+         : s == OTC_SIGNAL_METRICS
+             ? &opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor
+             : &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor;
+}
+
+/* Whether buf is what protobuf-c packs after unpacking it: field order, no repeated or default
+ * fields, minimal lengths. */
+static bool is_canonical(enum otc_signal s, const uint8_t *buf, size_t len) {
+  static const uint8_t empty[1];
+  ProtobufCMessage *m = protobuf_c_message_unpack(req_descriptor(s), NULL, len, len ? buf : empty);
+  if (!m)
+    return false;
+  size_t n = protobuf_c_message_get_packed_size(m);
+  uint8_t *p = malloc(n ? n : 1);
+  protobuf_c_message_pack(m, p);
+  bool same = n == len && (n == 0 || memcmp(p, buf, n) == 0);
+  free(p);
+  protobuf_c_message_free_unpacked(m, NULL);
+  return same;
+}
+
+/* Transcodes json and checks that the bytes are canonical and equal to those of want (NULL: no
+ * comparison). */
+static void check_same_bytes(enum otc_signal s, const char *json, const char *want) {
+  size_t len = 0, wlen = 0;
+  uint8_t *p = to_proto(s, json, &len);
+  CHECK(p != NULL);
+  if (!p) {
+    fprintf(stderr, "  %s\n", err);
+    return;
+  }
+  CHECK(is_canonical(s, p, len));
+  if (want) {
+    uint8_t *w = to_proto(s, want, &wlen);
+    CHECK(w != NULL);
+    CHECK(w && wlen == len && memcmp(w, p, len) == 0);
+    free(w);
+  }
+  free(p);
+}
+
+TEST(key_order_and_repeats) {
+  const char *seeds[3] = {TRACE_JSON, METRICS_JSON, LOGS_JSON};
+  const enum otc_signal sig[3] = {OTC_SIGNAL_TRACES, OTC_SIGNAL_METRICS, OTC_SIGNAL_LOGS};
+  for (int k = 0; k < 3; k++) {
+    check_same_bytes(sig[k], seeds[k], NULL);
+    /* The same request with every object's keys sorted by name, an order unrelated to the field
+     * numbers, gives the same bytes. */
+    json_t *tree = json_loads(seeds[k], 0, NULL);
+    CHECK(tree != NULL);
+    char *sorted = tree ? json_dumps(tree, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    json_decref(tree);
+    CHECK(sorted != NULL);
+    if (sorted)
+      check_same_bytes(sig[k], sorted, seeds[k]);
+    free(sorted);
+  }
+
+  /* Repeated keys (the last wins, whatever it replaces), nulls, both names, defaults. */
+  check_same_bytes(OTC_SIGNAL_TRACES,
+                   "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"name\":\"a\",\"kind\":2,"
+                   "\"name\":\"b\",\"kind\":null,\"attributes\":[{\"key\":\"x\"}],\"flags\":0,"
+                   "\"attributes\":[],\"status\":{\"code\":1},\"status\":{\"message\":\"m\"},"
+                   "\"start_time_unix_nano\":\"7\",\"trace_id\":null,\"traceId\":"
+                   "\"0102030405060708090a0b0c0d0e0f10\",\"parentSpanId\":\"\"}]}]}]}",
+                   "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":"
+                   "\"0102030405060708090a0b0c0d0e0f10\",\"name\":\"b\",\"startTimeUnixNano\":"
+                   "\"7\",\"status\":{\"message\":\"m\"}}]}]}]}");
+  check_same_bytes(OTC_SIGNAL_LOGS,
+                   "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"timeUnixNano\":1,"
+                   "\"timeUnixNano\":null,\"time_unix_nano\":2,\"body\":{\"intValue\":1},"
+                   "\"body\":{\"stringValue\":\"s\"}}]}]}]}",
+                   "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"timeUnixNano\":2,"
+                   "\"body\":{\"stringValue\":\"s\"}}]}]}]}");
+  /* A oneof member replaced by null lets another one be set. */
+  check_same_bytes(OTC_SIGNAL_LOGS,
+                   "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"body\":{\"intValue\":1,"
+                   "\"intValue\":null,\"boolValue\":true}}]}]}]}",
+                   "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"body\":{\"boolValue\":"
+                   "true}}]}]}]}");
+
+  /* Zeros: left out as proto3 defaults, kept in oneofs and optional fields, -0.0 included. */
+  check_same_bytes(OTC_SIGNAL_METRICS,
+                   "{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"name\":\"\","
+                   "\"histogram\":{\"dataPoints\":[{\"count\":0,\"sum\":-0.0,\"min\":0,"
+                   "\"bucketCounts\":[0,0],\"explicitBounds\":[-0.0]},{\"bucketCounts\":[],"
+                   "\"explicitBounds\":[]}],\"aggregationTemporality\":0}},{\"gauge\":{"
+                   "\"dataPoints\":[{\"asDouble\":-0.0},{\"asDouble\":0},{\"asInt\":\"0\"},"
+                   "{\"asInt\":-1,\"timeUnixNano\":0}]}},{\"exponentialHistogram\":{"
+                   "\"dataPoints\":[{\"scale\":-3,\"positive\":{\"offset\":-5,\"bucketCounts\":"
+                   "[1,0,300]},\"negative\":{}}]}}]}]}]}",
+                   NULL);
+  check_same_bytes(OTC_SIGNAL_LOGS,
+                   "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"severityNumber\":-1,"
+                   "\"body\":{\"bytesValue\":\"\"},\"attributes\":[{\"key\":\"\",\"value\":{"
+                   "\"stringValue\":\"\"}},{\"key\":\"k\",\"value\":{\"doubleValue\":-0.0}},"
+                   "{\"key\":\"b\",\"value\":{\"boolValue\":false}}],\"droppedAttributesCount\":0,"
+                   "\"traceId\":\"\",\"spanId\":\"\"}]}]}]}",
+                   NULL);
+
+  /* Lengths of one, two and three bytes, nested, and packed arrays over 127 bytes. */
+  enum { SPANS = 300, NAME = 200 };
+  size_t cap = SPANS * (NAME + 200) + 200, n = 0;
+  char *big = malloc(cap);
+  n += (size_t)snprintf(big + n, cap - n, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[");
+  for (int i = 0; i < SPANS; i++) {
+    n += (size_t)snprintf(big + n, cap - n, "%s{\"name\":\"", i ? "," : "");
+    for (int j = 0; j < NAME + i; j++)
+      big[n++] = (char)('a' + (i + j) % 26);
+    n += (size_t)snprintf(big + n, cap - n, "\",\"kind\":%d}", i % 6);
+  }
+  snprintf(big + n, cap - n, "]}]}]}");
+  check_same_bytes(OTC_SIGNAL_TRACES, big, NULL);
+  n = (size_t)snprintf(big, cap,
+                       "{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{"
+                       "\"histogram\":{\"dataPoints\":[{\"bucketCounts\":[");
+  for (int i = 0; i < 2100; i++)
+    n += (size_t)snprintf(big + n, cap - n, "%s%d", i ? "," : "", i);
+  snprintf(big + n, cap - n, "]}]}}]}]}]}");
+  check_same_bytes(OTC_SIGNAL_METRICS, big, NULL);
+  free(big);
+}
+
+TEST(parser_strictness) {
+  static const struct bad_case cases[] = {
+      /* Something after the request, even an unterminated string. */
+      {OTC_SIGNAL_TRACES, "{} \"abc", "invalid JSON"},
+      {OTC_SIGNAL_TRACES, "{}x", "invalid JSON"},
+      {OTC_SIGNAL_TRACES, "{},{}", "invalid JSON"},
+      /* Invalid JSON wins over any other error, wherever it is. */
+      {OTC_SIGNAL_TRACES, "3\"abc", "invalid JSON"},
+      {OTC_SIGNAL_TRACES, "{\"resourceSpans\":{}} x", "invalid JSON"},
+      {OTC_SIGNAL_TRACES, "{\"resourceSpans\":[{\"scopeSpans\":7}],\"x\":[1,}", "invalid JSON"},
+      /* Numbers beyond int64 or double, anywhere. */
+      {OTC_SIGNAL_TRACES, "{\"x\":99999999999999999999}", "invalid JSON"},
+      {OTC_SIGNAL_TRACES, "{\"x\":-9223372036854775809}", "invalid JSON"},
+      {OTC_SIGNAL_TRACES, "{\"x\":[1e400]}", "invalid JSON"},
+      {OTC_SIGNAL_TRACES, "{\"x\":-923.4e306}", "invalid JSON"},
+      /* Not UTF-8, or a NUL, in values and keys, known or not. */
+      {OTC_SIGNAL_LOGS, "{\"x\":\"\xc0\x80\"}", "invalid JSON"},
+      {OTC_SIGNAL_LOGS, "{\"x\":\"\xed\xa0\x80\"}", "invalid JSON"},
+      {OTC_SIGNAL_LOGS, "{\"x\":\"\xf4\x90\x80\x80\"}", "invalid JSON"},
+      {OTC_SIGNAL_LOGS, "{\"x\":\"\xe2\x82\"}", "invalid JSON"},
+      {OTC_SIGNAL_LOGS, "{\"x\\u0000\":1}", "invalid JSON"},
+      {OTC_SIGNAL_LOGS, "{\"resource\xff\":1}", "invalid JSON"},
+      {OTC_SIGNAL_LOGS, "{\"x\":\"\\udc00\"}", "invalid JSON"},
+      {OTC_SIGNAL_LOGS, "{\"x\":\"a\\u0000\"}", "invalid JSON"},
+      {OTC_SIGNAL_LOGS, "{\"x\":1}/* comment */", "invalid JSON"},
+      {OTC_SIGNAL_LOGS, "{\"x\":01}", "invalid JSON"},
+      {OTC_SIGNAL_LOGS, "{\"x\":[1,]}", "invalid JSON"},
+      {OTC_SIGNAL_LOGS, "{\"x\":'a'}", "invalid JSON"},
+      {OTC_SIGNAL_LOGS, " ", "invalid JSON"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    err[0] = '\0';
+    int rc = to_proto_rc(cases[i].s, cases[i].json, DEPTH);
+    if (rc != OTC_ERR_INVALID || !strstr(err, cases[i].message))
+      fprintf(stderr, "case %zu: rc %d, \"%s\"\n", i, rc, err);
+    CHECK_EQ_INT(rc, OTC_ERR_INVALID);
+    CHECK_CONTAINS(err, cases[i].message);
+  }
+  /* The error says where. */
+  CHECK_EQ_INT(to_proto_rc(OTC_SIGNAL_LOGS, "{\n\"x\": [1,\n  2,,3]}", DEPTH), OTC_ERR_INVALID);
+  CHECK_CONTAINS(err, "invalid JSON at line 3");
+
+  /* What is valid: the largest integers, tiny reals, escapes, surrogate pairs, 4-byte UTF-8. */
+  size_t len;
+  uint8_t *p = to_proto(OTC_SIGNAL_LOGS,
+                        "{\"x\":[9223372036854775807,-9223372036854775808,1e-400,1.7e308],"
+                        "\"resourceLogs\":[{\"schemaUrl\":\"\\ud83d\\ude00 \xf0\x9f\x98\x80 "
+                        "\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"}]} \n\t",
+                        &len);
+  CHECK(p != NULL);
+  LogsReq *r = p ? opentelemetry__proto__collector__logs__v1__export_logs_service_request__unpack(
+                       NULL, len, p)
+                 : NULL;
+  CHECK(r != NULL && r->n_resource_logs == 1);
+  if (r && r->n_resource_logs == 1)
+    CHECK_EQ_STR(r->resource_logs[0]->schema_url,
+                 "\xf0\x9f\x98\x80 \xf0\x9f\x98\x80 \"\\/\b\f\n\r\t\xc3\xa9");
+  if (r)
+    opentelemetry__proto__collector__logs__v1__export_logs_service_request__free_unpacked(r, NULL);
+  free(p);
+}
+
+/* Doubles read from JSON numbers and strings are exactly what strtod reads, on the fast path
+ * (up to 15 digits) and off it. */
+TEST(double_text_exact) {
+  char num[64], json[256];
+  int bad = 0;
+  for (int i = 0; i < 4000; i++) {
+    uint64_t m = rng() % 10000000000000000ull; /* up to 16 digits */
+    int digits = snprintf(num, sizeof num, "%s%" PRIu64, rng() % 2 ? "-" : "", m);
+    int point = (int)(rng() % (uint64_t)(digits + 2));
+    if (point > 0 && point < digits && num[point - 1] != '-') {
+      memmove(num + point + 1, num + point, (size_t)(digits - point + 1));
+      num[point] = '.';
+    }
+    if (i % 5 == 0)
+      snprintf(num + strlen(num), sizeof num - strlen(num), "e%d", (int)(rng() % 40) - 20);
+    if (i % 7 == 0)
+      snprintf(num, sizeof num, "%.17g", (double)(rng() >> 11) / (double)(1ull << 53) * 1e10);
+    double want = strtod(num, NULL);
+    bool quoted = i % 2;
+    snprintf(json, sizeof json,
+             "{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"gauge\":{\"dataPoints\":"
+             "[{\"asDouble\":%s%s%s}]}}]}]}]}",
+             quoted ? "\"" : "", num, quoted ? "\"" : "");
+    MetricsReq *r = metrics(json);
+    double got =
+        r ? r->resource_metrics[0]->scope_metrics[0]->metrics[0]->gauge->data_points[0]->as_double
+          : NAN;
+    bool integer_literal = !strpbrk(num, ".eE");
+    /* An integer literal is read as an int64 first, as jansson did: "-0" is 0. */
+    if (integer_literal && want == 0)
+      want = 0;
+    if (memcmp(&got, &want, sizeof got) != 0) {
+      if (bad++ < 5)
+        fprintf(stderr, "  %s: got %.17g, want %.17g\n", num, got, want);
+    }
+    if (r)
+      opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__free_unpacked(
+          r, NULL);
+  }
+  CHECK_EQ_INT(bad, 0);
+}
+
 /* ---- protobuf -> JSON ---- */
 
 static char *to_json(enum otc_signal s, const uint8_t *buf, size_t len) {
@@ -1132,6 +1369,7 @@ TEST(mutation_loop) {
       continue;
     }
     accepted++;
+    CHECK(is_canonical(s, p, plen));
     /* What was accepted must survive the round trip unchanged. */
     char *j = NULL;
     size_t jlen = 0;
@@ -1199,6 +1437,9 @@ int main(void) {
   RUN(double_forms);
   RUN(errors);
   RUN(depth);
+  RUN(key_order_and_repeats);
+  RUN(parser_strictness);
+  RUN(double_text_exact);
   RUN(canonical_output);
   RUN(round_trip_examples);
   RUN(round_trip_from_protobuf);
