@@ -26,6 +26,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Log records per push: the exporter pushes a larger batch in pieces of this many records. About
+ * 0.5-1 MB of push body at typical record sizes, the batch size Loki's own clients use, and it
+ * bounds the translation's memory to a few MB instead of tens for a batch of 8192. A piece that
+ * fails fails the batch, whose retry pushes the pieces already delivered again; Loki drops those
+ * as duplicates (same stream, timestamp and line). */
+#define OTC_LOKI_MAX_RECORDS_PER_PUSH 1024
+
 enum otc_loki_format { OTC_LOKI_FORMAT_PROTOBUF = 0, OTC_LOKI_FORMAT_JSON = 1 };
 
 struct loki_mapping_cfg {

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/numfmt.h"
+#include "common/pbfast.h"
 #include "core/errors.h"
 #include "core/memory.h"
 #include "core/otlp_wire.h"
@@ -336,22 +338,7 @@ static const char *valid_utf8(struct arena *a, const char *s) {
 /* The shortest decimal digits that read back as |v| (finite, non-zero), and the decimal exponent
  * of the first digit. */
 static void shortest_digits(double v, char *digits, int *exp10) {
-  char buf[48];
-  double a = fabs(v);
-  for (int prec = 1; prec <= 17; prec++) {
-    snprintf(buf, sizeof buf, "%.*e", prec - 1, a);
-    if (strtod(buf, NULL) == a)
-      break;
-  }
-  size_t n = 0;
-  const char *p = buf;
-  for (; *p && *p != 'e'; p++)
-    if (*p != '.')
-      digits[n++] = *p;
-  while (n > 1 && digits[n - 1] == '0')
-    n--;
-  digits[n] = '\0';
-  *exp10 = *p == 'e' ? atoi(p + 1) : 0;
+  otc_num__shortest(fabs(v), digits, exp10);
 }
 
 /* strconv.FormatFloat(v, 'f', -1, 64). buf has at least FLOAT_BUF bytes. */
@@ -571,19 +558,7 @@ static bool json_value(struct sb *b, const AnyValue *v) {
 
 /* A signed decimal into buf (at least 21 bytes); returns buf. */
 static const char *fmt_int(int64_t v, char *buf) {
-  char tmp[24];
-  size_t n = 0;
-  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  do {
-    tmp[n++] = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
-  size_t o = 0;
-  if (v < 0)
-    buf[o++] = '-';
-  while (n)
-    buf[o++] = tmp[--n];
-  buf[o] = '\0';
+  otc_num__i64(v, buf);
   return buf;
 }
 
@@ -1231,6 +1206,13 @@ static uint64_t label_hash(const char *name, const char *value) {
   return h;
 }
 
+/* An interned label: the protobuf-c Label first (series point at it), with the lengths its wire
+ * form needs. */
+struct ilabel {
+  Prometheus__Label pb;
+  size_t name_len, value_len;
+};
+
 /* The one protobuf-c Label of a name and value (copied into the arena), shared by every series
  * that has it: series of one batch share most of their labels. l->h is its label_hash. */
 static Prometheus__Label *intern(struct tr *t, const struct lbl *l) {
@@ -1258,12 +1240,15 @@ static Prometheus__Label *intern(struct tr *t, const struct lbl *l) {
     if (t->interned_h[i] == l->h && strcmp(t->interned[i]->name, l->name) == 0 &&
         strcmp(t->interned[i]->value, l->value) == 0)
       return t->interned[i];
-  Prometheus__Label *lab = arena_alloc(&t->a, sizeof *lab);
-  if (!lab)
+  struct ilabel *il = arena_alloc(&t->a, sizeof *il);
+  if (!il)
     return NULL;
+  Prometheus__Label *lab = &il->pb;
   prometheus__label__init(lab);
-  lab->name = arena_strdup(&t->a, l->name);
-  lab->value = arena_strdup(&t->a, l->value);
+  il->name_len = strlen(l->name);
+  il->value_len = strlen(l->value);
+  lab->name = arena_strndup(&t->a, l->name, il->name_len);
+  lab->value = arena_strndup(&t->a, l->value, il->value_len);
   if (!lab->name || !lab->value)
     return NULL;
   t->interned[i] = lab;
@@ -1434,12 +1419,17 @@ static int point_labels(struct tr *t, const struct res_ctx *r, const struct lbl 
     const char *val = value_string(&t->tmp, kv->value);
     if (!val)
       return -1;
-    if (*val)
-      v[n++] = (struct lbl){kv->key, val, PRIO_ATTR, (uint32_t)n, 0};
+    if (*val) {
+      /* The index is read before the increment: one statement doing both is unsequenced. */
+      v[n] = (struct lbl){kv->key, val, PRIO_ATTR, (uint32_t)n, 0};
+      n++;
+    }
   }
   for (size_t j = 0; r && j < r->n_conv; j++)
-    if (*r->conv[j].value)
-      v[n++] = (struct lbl){r->conv[j].name, r->conv[j].value, PRIO_ATTR, (uint32_t)n, 0};
+    if (*r->conv[j].value) {
+      v[n] = (struct lbl){r->conv[j].name, r->conv[j].value, PRIO_ATTR, (uint32_t)n, 0};
+      n++;
+    }
   /* Collisions are joined in the order of the original keys. */
   lbl_sort(v, n, cmp_name_order);
   for (size_t i = 0; i < n; i++) {
@@ -2402,8 +2392,100 @@ static size_t varint_len(size_t v) {
   return n;
 }
 
+/* A series is written directly rather than through protobuf-c's generic size and pack passes,
+ * which cost more than the translation: labels from their interned lengths, samples field by
+ * field, and only the rare histograms and exemplars through protobuf-c. The fields come as
+ * protobuf-c packs proto3 (in field order, zero numbers and empty strings left out), so the bytes
+ * are the same. */
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
+}
+
+/* A length-delimited field with a one-byte tag (field numbers below 16). */
+static size_t ld_len(size_t n) {
+  return 1 + varint_len(n) + n;
+}
+
+static size_t ilabel_len(const struct ilabel *l) {
+  return (l->name_len ? ld_len(l->name_len) : 0) + (l->value_len ? ld_len(l->value_len) : 0);
+}
+
+static size_t sample_len(const struct sample *sm) {
+  /* protobuf-c leaves out a double that compares equal to 0 (so -0 too). */
+  return (sm->v != 0 ? 9 : 0) + (sm->ts != 0 ? 1 + varint_len((uint64_t)sm->ts) : 0);
+}
+
+/* The packed size of the TimeSeries of s. */
+static size_t series_len(const struct series *s) {
+  size_t n = 0;
+  for (size_t i = 0; i < s->n_labels; i++)
+    n += ld_len(ilabel_len((const struct ilabel *)s->labels[i]));
+  for (size_t i = 0; i < s->n_samples; i++)
+    n += ld_len(sample_len(&s->samples[i]));
+  for (size_t i = 0; i < s->n_exemplars; i++)
+    n += ld_len(prometheus__exemplar__get_packed_size(s->exemplars[i]));
+  for (size_t i = 0; i < s->n_hists; i++)
+    n += ld_len(prometheus__histogram__get_packed_size(s->hists[i]));
+  return n;
+}
+
+static uint8_t *put_bytes_field(uint8_t *p, unsigned field, const char *s, size_t n) {
+  if (n == 0)
+    return p;
+  *p++ = (uint8_t)(field << 3 | 2);
+  p = put_varint(p, n);
+  memcpy(p, s, n);
+  return p + n;
+}
+
+/* Writes s as WriteRequest field 1 (len: series_len(s)). */
+static uint8_t *put_series(uint8_t *p, const struct series *s, size_t len) {
+  *p++ = 1 << 3 | 2;
+  p = put_varint(p, len);
+  for (size_t i = 0; i < s->n_labels; i++) {
+    const struct ilabel *l = (const struct ilabel *)s->labels[i];
+    *p++ = 1 << 3 | 2;
+    p = put_varint(p, ilabel_len(l));
+    p = put_bytes_field(p, 1, l->pb.name, l->name_len);
+    p = put_bytes_field(p, 2, l->pb.value, l->value_len);
+  }
+  for (size_t i = 0; i < s->n_samples; i++) {
+    const struct sample *sm = &s->samples[i];
+    *p++ = 2 << 3 | 2;
+    p = put_varint(p, sample_len(sm));
+    if (sm->v != 0) {
+      uint64_t bits;
+      memcpy(&bits, &sm->v, sizeof bits);
+      *p++ = 1 << 3 | 1;
+      for (int b = 0; b < 8; b++)
+        *p++ = (uint8_t)(bits >> (8 * b));
+    }
+    if (sm->ts != 0) {
+      *p++ = 2 << 3;
+      p = put_varint(p, (uint64_t)sm->ts);
+    }
+  }
+  for (size_t i = 0; i < s->n_exemplars; i++) {
+    *p++ = 3 << 3 | 2;
+    p = put_varint(p, prometheus__exemplar__get_packed_size(s->exemplars[i]));
+    p += prometheus__exemplar__pack(s->exemplars[i], p);
+  }
+  for (size_t i = 0; i < s->n_hists; i++) {
+    *p++ = 4 << 3 | 2;
+    p = put_varint(p, prometheus__histogram__get_packed_size(s->hists[i]));
+    p += prometheus__histogram__pack(s->hists[i], p);
+  }
+  return p;
+}
+
 /* Packs one request of len bytes (the sum of its entries, known from the split). */
-static int add_request(struct tr *t, Prometheus__TimeSeries **ts, size_t n_ts,
+static int add_request(struct tr *t, struct series **ts, const size_t *ts_len, size_t n_ts,
                        Prometheus__MetricMetadata **md, size_t n_md, size_t len) {
   struct otc_prw_write_set *out = t->out;
   if (out->n_requests % 8 == 0) {
@@ -2412,18 +2494,22 @@ static int add_request(struct tr *t, Prometheus__TimeSeries **ts, size_t n_ts,
       return OTC_ERR_NOMEM;
     out->requests = nr;
   }
-  Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
-  wr.n_timeseries = n_ts;
-  wr.timeseries = ts;
-  wr.n_metadata = n_md;
-  wr.metadata = md;
   otc_mem_charge(len ? len : 1);
   uint8_t *data = malloc(len ? len : 1);
   if (!data) {
     otc_mem_release(len ? len : 1);
     return OTC_ERR_NOMEM;
   }
-  prometheus__write_request__pack(&wr, data);
+  if (n_ts) {
+    uint8_t *p = data;
+    for (size_t i = 0; i < n_ts; i++)
+      p = put_series(p, ts[i], ts_len[i]);
+  } else {
+    Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
+    wr.n_metadata = n_md;
+    wr.metadata = md;
+    prometheus__write_request__pack(&wr, data);
+  }
   struct otc_prw_request *r = &out->requests[out->n_requests++];
   memset(r, 0, sizeof *r);
   r->data = data;
@@ -2432,7 +2518,7 @@ static int add_request(struct tr *t, Prometheus__TimeSeries **ts, size_t n_ts,
   for (size_t i = 0; i < n_ts; i++) {
     r->series++;
     r->samples += ts[i]->n_samples;
-    r->histograms += ts[i]->n_histograms;
+    r->histograms += ts[i]->n_hists;
     r->exemplars += ts[i]->n_exemplars;
   }
   out->charged += len ? len : 1;
@@ -2448,9 +2534,10 @@ static int add_request(struct tr *t, Prometheus__TimeSeries **ts, size_t n_ts,
  * max_batch_bytes each. */
 static int emit(struct tr *t) {
   size_t max = t->s->max_batch_bytes ? t->s->max_batch_bytes : OTC_PRW_DEFAULT_MAX_BATCH_BYTES;
-  Prometheus__TimeSeries **all = arena_alloc(&t->a, (t->n_series + 1) * sizeof *all);
+  struct series **all = arena_alloc(&t->a, (t->n_series + 1) * sizeof *all);
   size_t *entry = arena_alloc(&t->a, (t->n_series + 1) * sizeof *entry);
-  if (!all || !entry)
+  size_t *body = arena_alloc(&t->a, (t->n_series + 1) * sizeof *body);
+  if (!all || !entry || !body)
     return OTC_ERR_NOMEM;
   size_t n = 0;
   for (size_t i = 0; i < t->n_series; i++) {
@@ -2462,42 +2549,22 @@ static int emit(struct tr *t) {
       return OTC_ERR_NOMEM;
     if (s->n_samples == 0 && s->n_hists == 0)
       continue;
-    Prometheus__TimeSeries *ts = arena_alloc(&t->a, sizeof *ts);
-    Prometheus__Sample *sam = arena_alloc(&t->a, s->n_samples * sizeof *sam + 1);
-    Prometheus__Sample **sp = arena_alloc(&t->a, s->n_samples * sizeof *sp + 1);
-    if (!ts || !sam || !sp)
-      return OTC_ERR_NOMEM;
-    prometheus__time_series__init(ts);
-    for (size_t j = 0; j < s->n_samples; j++) {
-      prometheus__sample__init(&sam[j]);
-      sam[j].value = s->samples[j].v;
-      sam[j].timestamp = s->samples[j].ts;
-      sp[j] = &sam[j];
-    }
-    ts->n_labels = s->n_labels;
-    ts->labels = s->labels;
-    ts->n_samples = s->n_samples;
-    ts->samples = sp;
-    ts->n_histograms = s->n_hists;
-    ts->histograms = s->hists;
-    ts->n_exemplars = s->n_exemplars;
-    ts->exemplars = s->exemplars;
-    size_t sz = prometheus__time_series__get_packed_size(ts);
-    entry[n] = 1 + varint_len(sz) + sz;
-    all[n++] = ts;
+    body[n] = series_len(s);
+    entry[n] = ld_len(body[n]);
+    all[n++] = s;
   }
   int rc;
   size_t start = 0, size = 0;
   for (size_t i = 0; i < n; i++) {
     if (i > start && size + entry[i] > max) {
-      if ((rc = add_request(t, all + start, i - start, NULL, 0, size)) != 0)
+      if ((rc = add_request(t, all + start, body + start, i - start, NULL, 0, size)) != 0)
         return rc;
       start = i;
       size = 0;
     }
     size += entry[i];
   }
-  if (n > start && (rc = add_request(t, all + start, n - start, NULL, 0, size)) != 0)
+  if (n > start && (rc = add_request(t, all + start, body + start, n - start, NULL, 0, size)) != 0)
     return rc;
   /* Metadata goes in requests of its own, after the series, as the reference sends it; none when
    * there is no series (nothing would be sent). */
@@ -2509,7 +2576,7 @@ static int emit(struct tr *t) {
     size_t sz = prometheus__metric_metadata__get_packed_size(t->meta[i]);
     size_t e = 1 + varint_len(sz) + sz;
     if (i > start && size + e > max) {
-      if ((rc = add_request(t, NULL, 0, t->meta + start, i - start, size)) != 0)
+      if ((rc = add_request(t, NULL, NULL, 0, t->meta + start, i - start, size)) != 0)
         return rc;
       start = i;
       size = 0;
@@ -2517,7 +2584,7 @@ static int emit(struct tr *t) {
     size += e;
   }
   if (t->n_meta > start &&
-      (rc = add_request(t, NULL, 0, t->meta + start, t->n_meta - start, size)) != 0)
+      (rc = add_request(t, NULL, NULL, 0, t->meta + start, t->n_meta - start, size)) != 0)
     return rc;
   return 0;
 }
@@ -2565,9 +2632,13 @@ int otc_prw_translate(const uint8_t *otlp, size_t len, const struct otc_prw_sett
     }
   }
   ProtobufCAllocator alloc = {pb_alloc, pb_free, &t.a};
-  MetricsRequest *req =
-      opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__unpack(
-          &alloc, len, otlp);
+  /* The fast decoder first; protobuf-c for what it leaves (see pbfast.h). */
+  MetricsRequest *req = (MetricsRequest *)otc_pb__unpack(
+      &opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor,
+      otlp, len, &alloc);
+  if (!req)
+    req = opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__unpack(
+        &alloc, len, otlp);
   if (!req) {
     rc = t.a.failed ? OTC_ERR_NOMEM : OTC_ERR_INVALID;
     goto cleanup;

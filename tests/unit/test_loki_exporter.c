@@ -266,8 +266,19 @@ static Logproto__PushRequest *encode_pb(const uint8_t *req, size_t len,
   if (rc != 0)
     return NULL;
   Logproto__PushRequest *p = logproto__push_request__unpack(NULL, out_len, out);
-  free(out);
   CHECK(p != NULL);
+  /* The encoder writes the wire form itself: it must be byte for byte what protobuf-c packs. */
+  if (p) {
+    size_t n = logproto__push_request__get_packed_size(p);
+    uint8_t *again = malloc(n ? n : 1);
+    CHECK(again != NULL);
+    if (again) {
+      CHECK_EQ_INT(logproto__push_request__pack(p, again), out_len);
+      CHECK(n == out_len && memcmp(again, out, n) == 0);
+    }
+    free(again);
+  }
+  free(out);
   return p;
 }
 
@@ -1110,6 +1121,45 @@ TEST(end_to_end_protobuf) {
   tfree();
 }
 
+/* A batch above OTC_LOKI_MAX_RECORDS_PER_PUSH goes as several pushes, every record once, in order.
+ */
+TEST(large_batch_pushed_in_pieces) {
+  struct loki_server s;
+  CHECK_EQ_INT(server_start(&s), 0);
+  const size_t n = 2 * OTC_LOKI_MAX_RECORDS_PER_PUSH + 5;
+  LogRecord **recs = talloc(n * sizeof *recs);
+  for (size_t i = 0; i < n; i++) {
+    char line[32];
+    snprintf(line, sizeof line, "line %zu", i);
+    recs[i] = rec((struct rspec){.ts = 1000 + i, .sev = 9, .body = v_str(line)});
+  }
+  size_t len;
+  uint8_t *req = simple(KVS(kv("service.name", v_str("big"))), n, recs, &len);
+  int err = 0;
+  struct otc_batch *b = otc_batch_copy(OTC_SIGNAL_LOGS, req, len, n, false, &err);
+  CHECK(b != NULL);
+  struct otc_cfg_node *root = NULL;
+  void *x =
+      exporter_up("loki/big", "endpoint: http://127.0.0.1:%d/loki/api/v1/push\n", s.port, &root);
+  if (x && b)
+    CHECK_EQ_INT(otc_exporter_loki.consume(x, b), 0);
+  CHECK(wait_requests(&s, 3));
+  exporter_down(x, root);
+  pthread_mutex_lock(&s.mu);
+  CHECK_EQ_INT(s.requests, 3);
+  CHECK_EQ_INT(s.decode_errors, 0);
+  CHECK_EQ_INT(s.delivered_entries, n);
+  /* The last push holds the last 5 records. */
+  Logproto__StreamAdapter *st = find_stream(s.last_pb, "{level=\"info\", service_name=\"big\"}");
+  CHECK_EQ_INT(st ? st->n_entries : 0, 5);
+  if (st && st->n_entries == 5)
+    CHECK_EQ_STR(st->entries[4]->line, "line 2052");
+  pthread_mutex_unlock(&s.mu);
+  CHECK_EQ_INT(counter("otelcol_exporter_sent_log_records", "loki/big"), n);
+  server_stop(&s);
+  tfree();
+}
+
 TEST(end_to_end_json_gzip) {
   struct loki_server s;
   CHECK_EQ_INT(server_start(&s), 0);
@@ -1274,6 +1324,7 @@ int main(void) {
   RUN(memory_released);
   RUN(json_format);
   RUN(end_to_end_protobuf);
+  RUN(large_batch_pushed_in_pieces);
   RUN(end_to_end_json_gzip);
   RUN(retry_429_and_500_then_200_delivers_once);
   RUN(status_400_dropped_once_and_counted);

@@ -104,6 +104,15 @@ static void run_bytes(const uint8_t *buf, size_t len, const struct otc_prw_setti
     if (!w)
       continue;
     CHECK(w->n_timeseries == r->ws.requests[i].series);
+    /* The series are written directly, not by protobuf-c: the bytes must be what it packs. */
+    size_t n = prometheus__write_request__get_packed_size(w);
+    uint8_t *again = malloc(n ? n : 1);
+    CHECK(again != NULL);
+    if (again) {
+      CHECK(prometheus__write_request__pack(w, again) == r->ws.requests[i].len);
+      CHECK(n == r->ws.requests[i].len && memcmp(again, r->ws.requests[i].data, n) == 0);
+    }
+    free(again);
     for (size_t j = 0; j < w->n_timeseries; j++)
       check_series(w->timeseries[j]);
     r->req[r->n++] = w;
