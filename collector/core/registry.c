@@ -12,6 +12,8 @@ extern const struct otc_component_ops otc_exporter_file;
 extern const struct otc_component_ops otc_exporter_nop;
 extern const struct otc_component_ops otc_extension_health_check;
 /* registry: extension externs (one line each, kept in this order) */
+extern const struct otc_component_ops otc_extension_bearertokenauth;
+extern const struct otc_component_ops otc_extension_file_storage;
 /* registry: exporter externs (one line each, kept in this order) */
 extern const struct otc_component_ops otc_exporter_prometheus_remote_write;
 extern const struct otc_component_ops otc_exporter_loki;
@@ -26,6 +28,8 @@ const struct otc_component_ops *const otc_components[] = {
     &otc_exporter_nop,
     &otc_extension_health_check,
     /* registry: extension entries (one line each, kept in this order) */
+    &otc_extension_bearertokenauth,
+    &otc_extension_file_storage,
     /* registry: exporter entries (one line each, kept in this order) */
     &otc_exporter_prometheus_remote_write,
     &otc_exporter_loki,

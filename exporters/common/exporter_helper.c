@@ -18,8 +18,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/persistent_queue.h"
+#include "core/component.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "extensions/file_storage/file_storage.h"
 
 #define NS_PER_S 1000000000LL
 /* Longer waits than a year are "forever" for our purpose, and keep time arithmetic in range. */
@@ -88,7 +91,7 @@ int otc_retry_config_parse_with(const struct otc_cfg_node *n, const char *defaul
 #define MAX_QUEUE_SIZE 10000000
 #define MAX_CONSUMERS 10000
 
-/* sending_queue as read: `storage` has a member here only, so that it can be refused. */
+/* sending_queue as read: `storage` is read as a node, to check that it is a scalar id. */
 struct queue_parse {
   struct otc_queue_config q;
   const struct otc_cfg_node *storage;
@@ -113,12 +116,23 @@ int otc_queue_config_parse(const struct otc_cfg_node *n, int64_t default_queue_s
       {NULL, 0, NULL, 0, 0, 0},
   };
   struct queue_parse tmp;
+  memset(&tmp, 0, sizeof tmp);
   int rc = otc_cfg_apply(fields, n, &tmp, component, err);
   if (rc != 0)
     return rc;
-  if (tmp.storage && tmp.storage->type != OTC_CFG_NULL)
-    return otc_cfg_error(err, tmp.storage, "persistent queue (storage) is not supported yet");
   *out = tmp.q;
+  out->storage = NULL;
+  out->storage_node = NULL;
+  out->storage_ext = NULL;
+  if (tmp.storage && tmp.storage->type != OTC_CFG_NULL) {
+    if (tmp.storage->type != OTC_CFG_SCALAR || !tmp.storage->value || !*tmp.storage->value)
+      return otc_cfg_error(err, tmp.storage, "storage must be the id of a file_storage extension");
+    if (!out->enabled)
+      return otc_cfg_error(err, tmp.storage,
+                           "storage needs the sending queue enabled (sending_queue::enabled)");
+    out->storage = tmp.storage->value;
+    out->storage_node = tmp.storage;
+  }
   if (!out->enabled)
     return 0;
   if (out->num_consumers <= 0)
@@ -131,6 +145,45 @@ int otc_queue_config_parse(const struct otc_cfg_node *n, int64_t default_queue_s
   if (out->queue_size > MAX_QUEUE_SIZE)
     return otc_cfg_error(err, child_or(n, "queue_size"), "`queue_size` must be at most %d",
                          MAX_QUEUE_SIZE);
+  return 0;
+}
+
+/* Whether the pipeline `p` (a map with receivers/processors/exporters) sends to exporter id and
+ * holds data in a batch processor on the way. */
+static bool batch_before(const struct otc_cfg_node *p, const char *id) {
+  const struct otc_cfg_node *ex = otc_cfg_get(p, "exporters"), *pr = otc_cfg_get(p, "processors");
+  bool feeds = false;
+  for (size_t i = 0; ex && ex->type == OTC_CFG_SEQ && i < ex->n_children; i++)
+    feeds |= ex->children[i]->value && strcmp(ex->children[i]->value, id) == 0;
+  for (size_t i = 0; feeds && pr && pr->type == OTC_CFG_SEQ && i < pr->n_children; i++) {
+    char type[64];
+    const char *v = pr->children[i]->value;
+    if (v && strcmp(otc_component_type_of(v, type, sizeof type), "batch") == 0)
+      return true;
+  }
+  return false;
+}
+
+int otc_queue_config_bind_storage(struct otc_queue_config *q, const struct otc_create_args *args,
+                                  struct otc_cfg_err *err) {
+  if (!q->storage)
+    return 0;
+  q->storage_ext = otc_find_extension(args, q->storage, "file_storage");
+  if (!q->storage_ext)
+    return otc_cfg_error(err, q->storage_node,
+                         "\"%s\" is not a file_storage extension enabled in "
+                         "service::extensions",
+                         q->storage);
+  const char *id = args->id ? args->id : "";
+  const struct otc_cfg_node *pipes = otc_cfg_path(args->root, "service.pipelines");
+  for (size_t i = 0; pipes && pipes->type == OTC_CFG_MAP && i < pipes->n_children; i++) {
+    if (batch_before(pipes->children[i], id))
+      otc_warn(id,
+               "pipeline %s holds data in a batch processor before this exporter's persistent "
+               "queue: that data is acknowledged to clients before it is on disk (as in otelcol); "
+               "leave the batch processor out of the pipeline for acknowledged-means-persisted",
+               pipes->children[i]->key);
+  }
   return 0;
 }
 
@@ -194,10 +247,18 @@ struct otc_exporter_helper {
   int64_t deadline; /* CLOCK_MONOTONIC end of the drain, once stopping */
   bool registered[OTC_SIGNAL_COUNT];
   struct otc_gauge *queue_size[OTC_SIGNAL_COUNT], *in_flight[OTC_SIGNAL_COUNT];
+  struct otc_histogram *send_duration[OTC_SIGNAL_COUNT];
 
   pthread_t *threads;
   size_t n_threads;
   pthread_mutex_t sync_mu; /* serializes sends when the queue is disabled (worker 0's connection) */
+
+  /* The persistent queue (sending_queue.storage), in place of the ring: opened at start, closed at
+   * shutdown. Its own lock nests inside mu (mu is taken first, never the other way round). */
+  bool persistent;
+  char *pq_dir;
+  struct otc_pqueue_options pq_opts;
+  struct otc_pqueue *pq;
 
   struct otc_log_limiter retry_log, drop_log;
 };
@@ -218,13 +279,22 @@ static void register_signal_locked(struct otc_exporter_helper *h, enum otc_signa
   if (h->q.enabled) {
     h->queue_size[s] = otc_gauge_get("otelcol_exporter_queue_size",
                                      "Current size of the retry queue (in batches)", labels);
-    otc_gauge_set(h->queue_size[s], (double)h->count_by_signal[s]);
+    otc_gauge_set(h->queue_size[s], h->pq ? (double)otc_pqueue_unread_signal(h->pq, s)
+                                          : (double)h->count_by_signal[s]);
     otc_gauge_set(otc_gauge_get("otelcol_exporter_queue_capacity",
                                 "Fixed capacity of the retry queue (in batches)", labels),
                   (double)h->cap);
   }
   h->in_flight[s] = otc_gauge_get("otelcol_exporter_in_flight_requests",
                                   "Number of in-flight requests from the exporter", labels);
+  /* Ours: otelcol has no export latency at its default telemetry level, and a collector dashboard
+   * needs one. One observation per attempt, whatever its outcome. */
+  static const double bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                  0.25,  0.5,    1,     2.5,  5,     10,   30};
+  h->send_duration[s] =
+      otc_histogram_get("otelcol_exporter_send_duration_seconds",
+                        "Duration of one export request (attempt) to the destination, in seconds",
+                        labels, bounds, sizeof bounds / sizeof bounds[0]);
 }
 
 void otc_exporter_helper_register_signals(struct otc_exporter_helper *h, unsigned signals) {
@@ -260,6 +330,13 @@ static void permanent_label(const char *reason, char *out, size_t cap) {
  * gets the error back and decides. */
 static void give_up(struct otc_exporter_helper *h, const struct otc_batch *b, bool queued,
                     const char *label, const char *why) {
+  if (queued && h->persistent && strcmp(label, "shutdown") == 0) {
+    /* Not given up on: it stays in the persistent queue and is sent after the restart. */
+    otc_log_limited(&h->drop_log, OTC_LOG_INFO, h->id,
+                    "shutting down: %zu %s stay in the persistent queue (%s)", b->items,
+                    otc_signal_item_name(b->signal), why);
+    return;
+  }
   otc_counter_add(h->m.send_failed[b->signal], b->items);
   if (queued)
     otc_count_dropped(h->id, b->signal, label, b->items);
@@ -312,10 +389,14 @@ static int deliver(struct otc_exporter_helper *h, unsigned worker, struct otc_ba
     otc_gauge_add(in_flight, 1);
     if (!queued)
       pthread_mutex_lock(&h->sync_mu);
+    const int64_t t0 = now_ns();
     h->send(h->exporter, worker, b, &res);
+    const int64_t t1 = now_ns();
     if (!queued)
       pthread_mutex_unlock(&h->sync_mu);
     otc_gauge_add(in_flight, -1);
+    if (h->send_duration[b->signal])
+      otc_histogram_observe(h->send_duration[b->signal], (double)(t1 - t0) / 1e9);
     res.reason[sizeof res.reason - 1] = '\0';
     if (res.err == 0) {
       otc_counter_add(h->m.sent[b->signal], b->items);
@@ -357,11 +438,58 @@ static int deliver(struct otc_exporter_helper *h, unsigned worker, struct otc_ba
   }
 }
 
+/* A consumer of the persistent queue: reads the oldest unread record, sends it, and acknowledges it
+ * unless the send was cut short by the shutdown (then it stays on disk). */
+static void persistent_consumer(struct otc_exporter_helper *h, unsigned index) {
+  pthread_mutex_lock(&h->mu);
+  for (;;) {
+    if (h->aborting)
+      break;
+    struct otc_batch *b = NULL;
+    uint64_t seq = 0;
+    int rc = otc_pqueue_next(h->pq, &b, &seq);
+    if (rc != 0 || !b) {
+      if (h->stopping)
+        break;
+      if (rc != 0) {
+        /* Out of memory or an I/O error: try again a little later rather than spin. */
+        otc_log_limited(&h->drop_log, OTC_LOG_ERROR, h->id, "cannot read the persistent queue: %s",
+                        otc_strerror(rc));
+        struct timespec ts = to_timespec(now_ns() + 100000000LL);
+        pthread_cond_timedwait(&h->not_empty, &h->mu, &ts);
+      } else {
+        pthread_cond_wait(&h->not_empty, &h->mu);
+      }
+      continue;
+    }
+    register_signal_locked(h, b->signal);
+    otc_gauge_set(h->queue_size[b->signal], (double)otc_pqueue_unread_signal(h->pq, b->signal));
+    h->busy++;
+    pthread_mutex_unlock(&h->mu);
+
+    rc = deliver(h, index, b, true);
+    otc_batch_unref(b);
+    if (rc != OTC_ERR_SHUTDOWN)
+      otc_pqueue_ack(h->pq, seq);
+
+    pthread_mutex_lock(&h->mu);
+    h->busy--;
+    pthread_cond_broadcast(&h->not_full);
+    if (h->busy == 0 && otc_pqueue_unread(h->pq) == 0)
+      pthread_cond_broadcast(&h->idle);
+  }
+  pthread_mutex_unlock(&h->mu);
+}
+
 static void *consumer_main(void *arg) {
   struct worker_arg *wa = arg;
   struct otc_exporter_helper *h = wa->h;
   unsigned index = wa->index;
   free(wa);
+  if (h->persistent) {
+    persistent_consumer(h, index);
+    return NULL;
+  }
   pthread_mutex_lock(&h->mu);
   for (;;) {
     while (h->count == 0 && !h->stopping)
@@ -411,7 +539,38 @@ struct otc_exporter_helper *otc_exporter_helper_create(const char *id,
   h->r = *r;
   h->send = send;
   h->exporter = exporter;
-  if (h->q.enabled) {
+  h->persistent = h->q.enabled && h->q.storage;
+  if (h->persistent) {
+    if (!h->q.storage_ext) {
+      /* The exporter did not call otc_queue_config_bind_storage. */
+      free(h->id);
+      free(h);
+      return NULL;
+    }
+    char name[256];
+    otc_pqueue_dir_name(h->id, name, sizeof name);
+    const char *base = otc_file_storage_directory(h->q.storage_ext);
+    size_t len = strlen(base) + 1 + strlen(name) + 1;
+    h->pq_dir = malloc(len);
+    if (!h->pq_dir) {
+      free(h->id);
+      free(h);
+      return NULL;
+    }
+    snprintf(h->pq_dir, len, "%s/%s", base, name);
+    h->pq_opts = (struct otc_pqueue_options){
+        .dir = h->pq_dir,
+        .fsync = otc_file_storage_fsync(h->q.storage_ext),
+        .max_bytes = otc_file_storage_queue_max_bytes(h->q.storage_ext),
+        .max_records = (uint64_t)(h->q.queue_size > 0 ? h->q.queue_size : 1),
+        .segment_bytes = 0,
+        .lock_timeout_ns = otc_file_storage_timeout_ns(h->q.storage_ext),
+        .log_id = h->id,
+    };
+    if (h->q.num_consumers < 1)
+      h->q.num_consumers = 1;
+    h->cap = (size_t)(h->q.queue_size > 0 ? h->q.queue_size : 1);
+  } else if (h->q.enabled) {
     if (h->q.queue_size < 1)
       h->q.queue_size = 1;
     if (h->q.num_consumers < 1)
@@ -419,7 +578,8 @@ struct otc_exporter_helper *otc_exporter_helper_create(const char *id,
     h->cap = (size_t)h->q.queue_size;
     h->ring = calloc(h->cap, sizeof *h->ring);
   }
-  if (!h->id || (h->q.enabled && !h->ring)) {
+  if (!h->id || (h->q.enabled && !h->persistent && !h->ring)) {
+    free(h->pq_dir);
     free(h->ring);
     free(h->id);
     free(h);
@@ -440,6 +600,17 @@ int otc_exporter_helper_start(struct otc_exporter_helper *h) {
   pthread_mutex_lock(&h->mu);
   if (h->started || h->stopping || !h->q.enabled)
     goto cleanup;
+  if (h->persistent) {
+    /* Opening replays: what the last run left unacknowledged is read again first. */
+    if ((rc = otc_pqueue_open(&h->pq_opts, &h->pq)) != 0)
+      goto cleanup;
+    for (int s = 0; s < OTC_SIGNAL_COUNT; s++)
+      if (otc_pqueue_unread_signal(h->pq, (enum otc_signal)s) > 0)
+        register_signal_locked(h, (enum otc_signal)s);
+    otc_info(h->id, "persistent queue in %s (%s)", h->pq_dir,
+             h->pq_opts.fsync ? "fsync on every write"
+                              : "no fsync: survives a crash of the process, not of the machine");
+  }
   h->threads = calloc((size_t)h->q.num_consumers, sizeof *h->threads);
   if (!h->threads) {
     rc = OTC_ERR_NOMEM;
@@ -491,6 +662,48 @@ int otc_exporter_helper_consume(struct otc_exporter_helper *h, struct otc_batch 
     pthread_mutex_unlock(&h->mu);
     return rc;
   }
+  if (h->persistent) {
+    if (h->stopping || !h->pq) {
+      rc = OTC_ERR_SHUTDOWN;
+      pthread_mutex_unlock(&h->mu);
+      goto refused;
+    }
+    h->sync_active++; /* keeps shutdown from closing the queue under the append */
+    pthread_mutex_unlock(&h->mu);
+    /* Written (and synced) before the caller hears success: the receiver acknowledges only what
+     * is on disk. The write runs without mu so that consumers keep going meanwhile. */
+    for (;;) {
+      rc = otc_pqueue_append(h->pq, s, b->items, b->data, b->len);
+      if (rc != OTC_ERR_REFUSED || !h->q.block_on_overflow)
+        break;
+      pthread_mutex_lock(&h->mu);
+      bool stop = h->stopping;
+      if (!stop) {
+        struct timespec ts = to_timespec(now_ns() + 100000000LL);
+        pthread_cond_timedwait(&h->not_full, &h->mu, &ts);
+      }
+      pthread_mutex_unlock(&h->mu);
+      if (stop) {
+        rc = OTC_ERR_SHUTDOWN;
+        break;
+      }
+    }
+    pthread_mutex_lock(&h->mu);
+    if (--h->sync_active == 0)
+      pthread_cond_broadcast(&h->idle);
+    pthread_mutex_unlock(&h->mu);
+    if (rc == OTC_ERR_TOO_LARGE || rc == OTC_ERR_IO)
+      rc = rc == OTC_ERR_IO ? OTC_ERR_REFUSED : OTC_ERR_PERMANENT;
+    if (rc != 0)
+      goto refused;
+    pthread_mutex_lock(&h->mu);
+    if (h->pq)
+      otc_gauge_set(h->queue_size[s], (double)otc_pqueue_unread_signal(h->pq, s));
+    pthread_cond_signal(&h->not_empty);
+    pthread_mutex_unlock(&h->mu);
+    otc_batch_unref(b);
+    return 0;
+  }
   while (h->count == h->cap && h->q.block_on_overflow && !h->stopping)
     pthread_cond_wait(&h->not_full, &h->mu);
   if (h->stopping || h->count == h->cap) {
@@ -511,8 +724,10 @@ refused:
    * client with a retryable status (a receiver). enqueue_failed counts it, as in otelcol. */
   otc_counter_add(h->m.enqueue_failed[s], b->items);
   otc_log_limited(&h->drop_log, OTC_LOG_WARN, h->id, "refusing %zu %s: %s", b->items,
-           otc_signal_item_name(s),
-           rc == OTC_ERR_SHUTDOWN ? "the exporter is shutting down" : "the sending queue is full");
+                  otc_signal_item_name(s),
+                  rc == OTC_ERR_SHUTDOWN    ? "the exporter is shutting down"
+                  : rc == OTC_ERR_PERMANENT ? "the batch is larger than the persistent queue"
+                                            : "the sending queue is full");
   otc_batch_unref(b);
   return rc;
 }
@@ -525,6 +740,9 @@ void otc_exporter_helper_shutdown(struct otc_exporter_helper *h, int64_t deadlin
   }
   h->shut = true;
   h->stopping = true;
+  /* A persistent queue keeps what is not sent for the next start: no drain. */
+  if (h->persistent)
+    deadline_ns = 0;
   h->deadline = now_ns() + (deadline_ns <= 0             ? 0
                             : deadline_ns > MAX_DELAY_NS ? MAX_DELAY_NS
                                                          : deadline_ns);
@@ -577,6 +795,22 @@ void otc_exporter_helper_shutdown(struct otc_exporter_helper *h, int64_t deadlin
   for (size_t i = 0; i < h->n_threads; i++)
     pthread_join(h->threads[i], NULL);
   h->n_threads = 0;
+  if (h->pq) {
+    size_t n = otc_pqueue_unread(h->pq);
+    uint64_t bytes = otc_pqueue_bytes(h->pq);
+    if (n > 0 || bytes > 0)
+      otc_info(h->id,
+               "%zu batches (%llu bytes) stay in the persistent queue %s and are sent after the "
+               "next start",
+               n, (unsigned long long)bytes, h->pq_dir);
+    pthread_mutex_lock(&h->mu);
+    while (h->sync_active > 0)
+      pthread_cond_wait(&h->idle, &h->mu);
+    struct otc_pqueue *pq = h->pq;
+    h->pq = NULL;
+    pthread_mutex_unlock(&h->mu);
+    otc_pqueue_close(pq);
+  }
   otc_log_limited_flush(&h->retry_log, OTC_LOG_INFO, h->id);
   otc_log_limited_flush(&h->drop_log, OTC_LOG_ERROR, h->id);
 }
@@ -593,6 +827,7 @@ void otc_exporter_helper_destroy(struct otc_exporter_helper *h) {
   pthread_mutex_destroy(&h->sync_mu);
   free(h->threads);
   free(h->ring);
+  free(h->pq_dir);
   free(h->id);
   free(h);
 }
@@ -600,7 +835,7 @@ void otc_exporter_helper_destroy(struct otc_exporter_helper *h) {
 size_t otc_exporter_helper_queue_len(const struct otc_exporter_helper *h) {
   struct otc_exporter_helper *m = (struct otc_exporter_helper *)h;
   pthread_mutex_lock(&m->mu);
-  size_t n = m->count;
+  size_t n = m->pq ? otc_pqueue_unread(m->pq) : m->count;
   pthread_mutex_unlock(&m->mu);
   return n;
 }

@@ -27,12 +27,21 @@ struct otc_retry_config {
   double randomization_factor; /* 0.5 */
 };
 
+struct otc_file_storage;
+struct otc_create_args;
+
 /* sending_queue. */
 struct otc_queue_config {
   bool enabled;           /* true */
   int64_t num_consumers;  /* 10 */
   int64_t queue_size;     /* batches; 1000 (remote write: 10000) */
   bool block_on_overflow; /* false: a full queue refuses (retryable) at once */
+  /* `storage`: the id of a file_storage extension ("file_storage/queue") for a persistent queue,
+   * NULL for the in-memory one (points into the config tree). otc_queue_config_bind_storage
+   * resolves it into storage_ext; a helper created with storage set and storage_ext NULL fails. */
+  const char *storage;
+  const struct otc_cfg_node *storage_node; /* for error positions */
+  const struct otc_file_storage *storage_ext;
 };
 
 /* Reads retry_on_failure and sending_queue nodes (either may be NULL: defaults). */
@@ -45,6 +54,14 @@ int otc_retry_config_parse_with(const struct otc_cfg_node *n, const char *defaul
 int otc_queue_config_parse(const struct otc_cfg_node *n, int64_t default_queue_size,
                            struct otc_queue_config *out, const char *component,
                            struct otc_cfg_err *err);
+/* Resolves q->storage (when set) through otc_find_extension(args, id, "file_storage") into
+ * q->storage_ext: an error names the storage key when the extension is not defined or not enabled
+ * in service::extensions. Warns when a pipeline feeding this exporter holds data in a batch
+ * processor first (that data is acknowledged before it is persisted, as in otelcol). Every
+ * exporter that calls otc_queue_config_parse calls this from its create. Returns 0 or
+ * OTC_ERR_CONFIG. */
+int otc_queue_config_bind_storage(struct otc_queue_config *q, const struct otc_create_args *args,
+                                  struct otc_cfg_err *err);
 
 /* What an exporter says about one send attempt. */
 struct otc_send_result {
@@ -80,7 +97,10 @@ struct otc_exporter_helper *otc_exporter_helper_create(const char *id,
                                                        otc_send_fn send, void *exporter);
 /* Starts the consumer threads. */
 int otc_exporter_helper_start(struct otc_exporter_helper *h);
-/* The component's consume: takes ownership of b. With the queue enabled, enqueues and returns 0,
+/* The component's consume: takes ownership of b. With a persistent queue (sending_queue.storage),
+ * appends b to the queue's log on disk (synced with the extension's fsync) before returning 0, and
+ * refuses with OTC_ERR_REFUSED when the log is at queue_size batches or the extension's
+ * queue_max_bytes. With the in-memory queue enabled, enqueues and returns 0,
  * or OTC_ERR_REFUSED when the queue is full (counted in enqueue_failed and as dropped with reason
  * "queue_full"; the receiver answers retryable); with block_on_overflow it waits for room instead,
  * until shutdown. After shutdown began: OTC_ERR_SHUTDOWN. With the queue disabled, sends
@@ -88,13 +108,16 @@ int otc_exporter_helper_start(struct otc_exporter_helper *h);
  * final outcome: 0, OTC_ERR_PERMANENT, OTC_ERR_SHUTDOWN or the last retryable error; such failures
  * count in send_failed but not as dropped, since the caller gets the error back. */
 int otc_exporter_helper_consume(struct otc_exporter_helper *h, struct otc_batch *b);
-/* Stops taking new batches, lets the consumers drain the queue until deadline_ns from now (each
+/* With a persistent queue: stops taking new batches and stops the consumers without draining (as
+ * otelcol's persistent queue does): a send in progress finishes, a batch waiting for a retry and
+ * everything not sent yet stay on disk for the next start, and nothing is counted as dropped.
+ * Otherwise: stops taking new batches, lets the consumers drain the queue until deadline_ns from now (each
  * send still bounded by its own timeout), then drops what is left, counting it. Idempotent. A batch
  * waiting to be retried keeps waiting if its retry falls before the deadline; otherwise it gets one
  * immediate last attempt while the deadline has not passed, and is then dropped ("shutdown"). */
 void otc_exporter_helper_shutdown(struct otc_exporter_helper *h, int64_t deadline_ns);
 void otc_exporter_helper_destroy(struct otc_exporter_helper *h); /* NULL is a no-op */
-/* Batches currently queued (for tests). */
+/* Batches currently queued, not yet handed to a consumer (for tests). */
 size_t otc_exporter_helper_queue_len(const struct otc_exporter_helper *h);
 /* Registers the gauges otelcol_exporter_queue_size, otelcol_exporter_queue_capacity and
  * otelcol_exporter_in_flight_requests {data_type, exporter} for each signal of the mask
@@ -124,7 +147,19 @@ struct otc_http_client_config {
   /* Set by the exporter, not the config: treat every 5xx as retryable. OTLP retries only 502, 503
    * and 504; remote write and the Loki clients retry every server error. */
   bool retry_server_errors;
+  /* Set by otc_http_client_setup_auth from `auth`: the bearertokenauth extension whose token
+   * every request carries (NULL: none), and whether the exporter resolved `auth` at all. */
+  struct otc_bearertokenauth *auth_ext;
+  bool auth_resolved;
 };
+
+struct otc_create_args;
+/* Resolves c->auth (`authenticator: bearertokenauth/NAME`) through the service's extensions into
+ * c->auth_ext. Exporters call it before otc_http_client_validate, which refuses an `auth` that was
+ * not resolved (so that an exporter that does not support it never ignores it silently). Returns
+ * 0 or OTC_ERR_CONFIG with err filled. */
+int otc_http_client_setup_auth(struct otc_http_client_config *c,
+                               const struct otc_create_args *args, struct otc_cfg_err *err);
 
 /* Reads a configtls client map (insecure, insecure_skip_verify, ca_file, cert_file, key_file,
  * min_version "1.0".."1.3"; max_version, reload_interval, server_name_override,
@@ -151,7 +186,8 @@ int otc_http_client_check_url(const char *url, const struct otc_cfg_node *at, co
 size_t otc_http_client_fields(struct otc_cfg_field *out, size_t base_offset,
                               const char *default_compression);
 /* Checks what the table cannot: endpoint present and http(s), headers a map of scalars without
- * line breaks, compression "gzip", "none" or "" (others: "unsupported compression"), no auth, the
+ * line breaks, compression "gzip", "none" or "" (others: "unsupported compression"), auth only
+ * when otc_http_client_setup_auth resolved it, the
  * tls map (as otc_http_client_parse_tls, warning about its ignored keys; HTTP exporters need not
  * call parse_tls themselves). `at` is the exporter's config map (for error positions and the
  * component in warnings; may be NULL). */

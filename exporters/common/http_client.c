@@ -18,6 +18,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "extensions/bearertokenauth/bearertokenauth.h"
 
 #include "core/version.h"
 
@@ -220,8 +221,8 @@ int otc_http_client_validate(const struct otc_http_client_config *c, const struc
   if (!compression_gzip(c->compression) && !compression_none(c->compression))
     return otc_cfg_error(err, child_or(at, "compression"),
                          "unsupported compression \"%s\" (supported: gzip, none)", c->compression);
-  if (c->auth && c->auth->type != OTC_CFG_NULL)
-    return otc_cfg_error(err, c->auth, "auth is not supported yet");
+  if (c->auth && c->auth->type != OTC_CFG_NULL && !c->auth_resolved)
+    return otc_cfg_error(err, c->auth, "auth is not supported by this exporter");
   if (c->timeout_ns < 0)
     return otc_cfg_error(err, child_or(at, "timeout"), "timeout must be non-negative");
   if (c->tls) {
@@ -231,6 +232,15 @@ int otc_http_client_validate(const struct otc_http_client_config *c, const struc
       return rc;
   }
   return 0;
+}
+
+int otc_http_client_setup_auth(struct otc_http_client_config *c, const struct otc_create_args *args,
+                               struct otc_cfg_err *err) {
+  int rc =
+      otc_auth_resolve(args, c->auth, "auth", args->id ? args->id : "exporter", &c->auth_ext, err);
+  if (rc == 0)
+    c->auth_resolved = true;
+  return rc;
 }
 
 /* --- the client --- */
@@ -251,6 +261,7 @@ struct otc_http_client {
   char errbuf[CURL_ERROR_SIZE];
   uint8_t *resp; /* RESP_BODY_CAP bytes, allocated at create */
   size_t resp_len;
+  struct otc_bearertokenauth *auth; /* borrowed from the service; NULL: no token sent */
 };
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg) {
@@ -303,6 +314,7 @@ struct otc_http_client *otc_http_client_create(const struct otc_http_client_conf
       ok = false;
   }
   hc->gzip = compression_gzip(eff.compression);
+  hc->auth = c->auth_ext;
   hc->resp = malloc(RESP_BODY_CAP);
   hc->curl = curl_easy_init();
   if (!ok || !hc->resp || !hc->curl)
@@ -471,6 +483,18 @@ void otc_http_client_post(struct otc_http_client *hc, const char *url, const cha
     call = append_header(call, "Content-Type", content_type, &ok);
   if (encoding && *encoding)
     call = append_header(call, "Content-Encoding", encoding, &ok);
+  if (hc->auth) {
+    /* Read per request: a token file may have been rotated since the last one. */
+    char value[MAX_HEADER_LINE / 2];
+    int rc = otc_bearertokenauth_value(hc->auth, value, sizeof value);
+    if (rc != 0) {
+      res->err = rc == OTC_ERR_IO ? OTC_ERR_RETRYABLE : OTC_ERR_PERMANENT;
+      otc_send_result_reasonf(res, "no bearer token to send: %s",
+                              rc == OTC_ERR_IO ? "the token file is empty" : "token too long");
+      goto cleanup;
+    }
+    call = append_header(call, otc_bearertokenauth_header(hc->auth), value, &ok);
+  }
   for (size_t i = 0; extra_headers && extra_headers[i]; i++) {
     struct curl_slist *l = curl_slist_append(call, extra_headers[i]);
     if (l)

@@ -2,7 +2,8 @@
  * logproto.PushRequest or, with `format: json`, as the API's JSON form (gzip-compressed if asked).
  * The translation is loki_encode.c; this file reads the configuration and sends through the shared
  * sending queue, retry loop and libcurl client (common/exporter_helper.h), one client per consumer
- * thread.
+ * thread. A batch of more than OTC_LOKI_MAX_RECORDS_PER_PUSH records goes as several pushes (cut
+ * between records with otc_wire_split), which bounds the translation's memory.
  *
  * Loki answers a refused push with a plain-text reason ("entry too far behind", "stream limit
  * exceeded"); the HTTP client puts its first line into the drop reason. 429 and every 5xx are
@@ -17,6 +18,7 @@
 #include "core/component.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "core/otlp_wire.h"
 #include "loki/loki_encode.h"
 
 #define NS_PER_S 1000000000LL
@@ -63,19 +65,14 @@ static int check_names(const struct otc_cfg_node *cfg, const char *key,
   return 0;
 }
 
-static void loki_send(void *exporter, unsigned worker, struct otc_batch *b,
-                      struct otc_send_result *res) {
-  struct loki_exporter *x = exporter;
+/* Translates and pushes one request's worth of logs (the wire bytes at data). Fills res. */
+static void push_piece(struct loki_exporter *x, unsigned worker, const uint8_t *data, size_t len,
+                       struct otc_send_result *res) {
   uint8_t *body = NULL;
   char *compressed = NULL;
-  size_t len = 0, n_entries = 0, charged = 0;
+  size_t blen = 0, n_entries = 0, charged = 0;
   memset(res, 0, sizeof *res);
-  if (worker >= x->n_clients || !x->clients[worker]) {
-    res->err = OTC_ERR_IO;
-    snprintf(res->reason, sizeof res->reason, "no HTTP client for sender %u", worker);
-    goto cleanup;
-  }
-  int rc = otc_loki__encode(b->data, b->len, &x->mapping, x->format, &body, &len, &n_entries);
+  int rc = otc_loki__encode(data, len, &x->mapping, x->format, &body, &blen, &n_entries);
   if (rc != 0) {
     /* Invalid data will never translate; a lack of memory may pass. */
     res->err = rc == OTC_ERR_INVALID ? OTC_ERR_PERMANENT : rc;
@@ -85,18 +82,18 @@ static void loki_send(void *exporter, unsigned worker, struct otc_batch *b,
   }
   if (n_entries == 0)
     goto cleanup; /* nothing to push: delivered */
-  otc_mem_charge(len);
-  charged += len;
+  otc_mem_charge(blen);
+  charged += blen;
   if (x->format == OTC_LOKI_FORMAT_JSON) {
     otc_http_client_post(x->clients[worker], x->http.endpoint, "application/json", NULL,
-                         x->extra_headers, body, len, res, NULL, NULL);
+                         x->extra_headers, body, blen, res, NULL, NULL);
     goto cleanup;
   }
-  size_t zlen = snappy_max_compressed_length(len);
+  size_t zlen = snappy_max_compressed_length(blen);
   otc_mem_charge(zlen);
   charged += zlen;
   compressed = malloc(zlen ? zlen : 1);
-  if (!compressed || snappy_compress((const char *)body, len, compressed, &zlen) != SNAPPY_OK) {
+  if (!compressed || snappy_compress((const char *)body, blen, compressed, &zlen) != SNAPPY_OK) {
     res->err = OTC_ERR_NOMEM;
     snprintf(res->reason, sizeof res->reason, "snappy compression failed");
     goto cleanup;
@@ -110,6 +107,44 @@ cleanup:
   free(body);
   free(compressed);
   otc_mem_release(charged);
+}
+
+struct piece_ctx {
+  struct loki_exporter *x;
+  unsigned worker;
+  struct otc_send_result *res;
+};
+
+static int push_split_piece(void *arg, const uint8_t *piece, size_t len, size_t items) {
+  struct piece_ctx *c = arg;
+  (void)items;
+  push_piece(c->x, c->worker, piece, len, c->res);
+  /* The first failure ends the batch: the helper retries or drops it as a whole. */
+  return c->res->err != 0 ? 1 : 0;
+}
+
+static void loki_send(void *exporter, unsigned worker, struct otc_batch *b,
+                      struct otc_send_result *res) {
+  struct loki_exporter *x = exporter;
+  memset(res, 0, sizeof *res);
+  if (worker >= x->n_clients || !x->clients[worker]) {
+    res->err = OTC_ERR_IO;
+    snprintf(res->reason, sizeof res->reason, "no HTTP client for sender %u", worker);
+    return;
+  }
+  if (b->items <= OTC_LOKI_MAX_RECORDS_PER_PUSH) {
+    push_piece(x, worker, b->data, b->len, res);
+    return;
+  }
+  /* A large batch goes as several pushes, so that the translation's working set (a few times
+   * the wire size) stays small. */
+  struct piece_ctx c = {x, worker, res};
+  int rc = otc_wire_split(OTC_SIGNAL_LOGS, b->data, b->len, OTC_LOKI_MAX_RECORDS_PER_PUSH,
+                          push_split_piece, &c);
+  if (rc != 0 && res->err == 0) {
+    res->err = rc == OTC_ERR_NOMEM ? OTC_ERR_NOMEM : OTC_ERR_PERMANENT;
+    snprintf(res->reason, sizeof res->reason, "cannot split the logs batch: %s", otc_strerror(rc));
+  }
 }
 
 static void loki_destroy(void *ctx);
@@ -143,7 +178,8 @@ static void *loki_create(const struct otc_create_args *args, const struct otc_cf
     goto fail;
   if (!otc_cfg_get(cfg, "timeout"))
     c.http.timeout_ns = DEFAULT_TIMEOUT_NS;
-  if (otc_http_client_validate(&c.http, cfg, err) != 0)
+  if (otc_http_client_setup_auth(&c.http, args, err) != 0 ||
+      otc_http_client_validate(&c.http, cfg, err) != 0)
     goto fail;
   enum otc_loki_format format;
   if (strcmp(c.format, "protobuf") == 0) {
@@ -165,7 +201,8 @@ static void *loki_create(const struct otc_create_args *args, const struct otc_cf
   struct otc_retry_config retry;
   struct otc_queue_config queue;
   if (otc_retry_config_parse(c.retry_on_failure, &retry, id, err) != 0 ||
-      otc_queue_config_parse(c.sending_queue, DEFAULT_QUEUE_SIZE, &queue, id, err) != 0)
+      otc_queue_config_parse(c.sending_queue, DEFAULT_QUEUE_SIZE, &queue, id, err) != 0 ||
+      otc_queue_config_bind_storage(&queue, args, err) != 0)
     goto fail;
   if (format == OTC_LOKI_FORMAT_PROTOBUF && c.http.compression &&
       strcmp(c.http.compression, "gzip") == 0)

@@ -30,6 +30,7 @@
 #include "core/component.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "extensions/bearertokenauth/bearertokenauth.h"
 #include "otlp/otlp_exporter.h"
 
 #ifndef OTC_VERSION
@@ -106,7 +107,8 @@ static const struct otc_cfg_field keepalive_fields[] = {
  * only) and its copy of the call metadata, which gRPC scribbles on during a call. */
 struct grpc_worker {
   grpc_completion_queue *cq;
-  grpc_metadata *md;
+  grpc_metadata *md;     /* n_md entries, plus one for the token */
+  char auth_value[4096]; /* this call's "<scheme> <token>" */
 };
 
 struct otlp_grpc_exporter {
@@ -117,7 +119,9 @@ struct otlp_grpc_exporter {
   struct otc_http_client_config tls; /* the tls_* members, from the tls map */
   bool keepalive_set;
   struct grpc_keepalive_config keepalive;
-  char **md_keys; /* lowercased header names (gRPC metadata keys are lowercase) */
+  struct otc_bearertokenauth *auth; /* auth.authenticator; NULL: none. Borrowed */
+  char auth_key[128];               /* its header as a gRPC metadata key (lowercase) */
+  char **md_keys;                   /* lowercased header names (gRPC metadata keys are lowercase) */
   const char **md_values;
   size_t n_md;
 
@@ -259,9 +263,9 @@ static int parse_tls(struct otlp_grpc_exporter *e, const struct otc_cfg_node *cf
   return 0;
 }
 
-static int parse_config(struct otlp_grpc_exporter *e, const struct otc_cfg_node *cfg,
-                        struct otc_queue_config *q, struct otc_retry_config *r,
-                        struct otc_cfg_err *err) {
+static int parse_config(struct otlp_grpc_exporter *e, const struct otc_create_args *args,
+                        const struct otc_cfg_node *cfg, struct otc_queue_config *q,
+                        struct otc_retry_config *r, struct otc_cfg_err *err) {
   int rc = otc_cfg_apply(grpc_fields, cfg, &e->cfg, e->id, err);
   if (rc != 0)
     return rc;
@@ -272,10 +276,24 @@ static int parse_config(struct otlp_grpc_exporter *e, const struct otc_cfg_node 
   if (comp && *comp && strcmp(comp, "gzip") != 0 && strcmp(comp, "none") != 0)
     return otc_cfg_error(err, child_or(cfg, "compression"),
                          "unsupported compression \"%s\" (supported: gzip, none)", comp);
-  if (e->cfg.auth && e->cfg.auth->type != OTC_CFG_NULL)
-    return otc_cfg_error(err, e->cfg.auth, "auth is not supported yet");
+  if ((rc = otc_auth_resolve(args, e->cfg.auth, "auth", e->id, &e->auth, err)) != 0)
+    return rc;
   if ((rc = parse_tls(e, cfg, http, https, err)) != 0)
     return rc;
+  if (e->auth) {
+    /* As otelcol's gRPC client, which refuses to send per-call credentials in plaintext. */
+    if (!e->use_tls)
+      return otc_cfg_error(err, e->cfg.auth,
+                           "auth: bearertokenauth requires transport security (TLS), but the "
+                           "connection is insecure");
+    const char *h = otc_bearertokenauth_header(e->auth);
+    size_t i = 0;
+    for (; h[i] && i + 1 < sizeof e->auth_key; i++)
+      e->auth_key[i] = (char)tolower((unsigned char)h[i]);
+    e->auth_key[i] = '\0';
+    if (h[i])
+      return otc_cfg_error(err, e->cfg.auth, "auth: the header name is too long");
+  }
   if ((rc = parse_headers(e, err)) != 0)
     return rc;
   if (e->cfg.keepalive && e->cfg.keepalive->type != OTC_CFG_NULL) {
@@ -449,11 +467,25 @@ static void grpc_send(void *ctx, unsigned worker, struct otc_batch *b,
     w->md[i].key = grpc_slice_from_static_string(e->md_keys[i]);
     w->md[i].value = grpc_slice_from_static_string(e->md_values[i]);
   }
+  size_t n_md = e->n_md;
+  if (e->auth) {
+    /* Read per call: a token file may have been rotated since the last one. */
+    int arc = otc_bearertokenauth_value(e->auth, w->auth_value, sizeof w->auth_value);
+    if (arc != 0) {
+      res->err = arc == OTC_ERR_IO ? OTC_ERR_RETRYABLE : OTC_ERR_PERMANENT;
+      snprintf(res->reason, sizeof res->reason, "no bearer token to send: %s",
+               arc == OTC_ERR_IO ? "the token file is empty" : "token too long");
+      goto cleanup;
+    }
+    w->md[n_md].key = grpc_slice_from_static_string(e->auth_key);
+    w->md[n_md].value = grpc_slice_from_static_string(w->auth_value);
+    n_md++;
+  }
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[0].data.send_initial_metadata.count = e->n_md;
-  ops[0].data.send_initial_metadata.metadata = e->n_md ? w->md : NULL;
+  ops[0].data.send_initial_metadata.count = n_md;
+  ops[0].data.send_initial_metadata.metadata = n_md ? w->md : NULL;
   if (e->cfg.wait_for_ready)
     ops[0].flags =
         GRPC_INITIAL_METADATA_WAIT_FOR_READY | GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
@@ -610,7 +642,7 @@ static int grpc_exp_start(void *ctx) {
     goto cleanup;
   }
   for (size_t i = 0; i < e->n_workers; i++) {
-    e->workers[i].md = calloc(e->n_md ? e->n_md : 1, sizeof *e->workers[i].md);
+    e->workers[i].md = calloc(e->n_md + 1, sizeof *e->workers[i].md);
     if (!e->workers[i].md) {
       rc = OTC_ERR_NOMEM;
       goto cleanup;
@@ -678,7 +710,8 @@ static void *grpc_exp_create(const struct otc_create_args *args, const struct ot
     otc_cfg_error(err, cfg, "out of memory");
     goto fail;
   }
-  if (parse_config(e, cfg, &q, &r, err) != 0)
+  if (parse_config(e, args, cfg, &q, &r, err) != 0 ||
+      otc_queue_config_bind_storage(&q, args, err) != 0)
     goto fail;
   /* With the queue disabled, sends run in the callers' threads as worker 0, serialized. */
   e->n_workers = q.enabled ? (size_t)q.num_consumers : 1;

@@ -91,9 +91,9 @@ static char *compose_url(const char *base, const char *path) {
   return u;
 }
 
-static int parse_config(struct otlp_http_exporter *e, const struct otc_cfg_node *cfg,
-                        struct otc_queue_config *q, struct otc_retry_config *r,
-                        struct otc_cfg_err *err) {
+static int parse_config(struct otlp_http_exporter *e, const struct otc_create_args *args,
+                        const struct otc_cfg_node *cfg, struct otc_queue_config *q,
+                        struct otc_retry_config *r, struct otc_cfg_err *err) {
   int rc = apply_fields(e, cfg, err);
   if (rc != 0)
     return rc;
@@ -112,6 +112,8 @@ static int parse_config(struct otlp_http_exporter *e, const struct otc_cfg_node 
   if (!has_base && !first)
     return otc_cfg_error(err, cfg, "at least one endpoint must be specified");
   /* The client's checks want an endpoint; with per-signal URLs only, any of them stands in. */
+  if ((rc = otc_http_client_setup_auth(&e->cfg.http, args, err)) != 0)
+    return rc;
   struct otc_http_client_config check = e->cfg.http;
   if (!has_base)
     check.endpoint = first;
@@ -271,7 +273,8 @@ static void *http_exp_create(const struct otc_create_args *args, const struct ot
     otc_cfg_error(err, cfg, "out of memory");
     goto fail;
   }
-  if (parse_config(e, cfg, &q, &r, err) != 0)
+  if (parse_config(e, args, cfg, &q, &r, err) != 0 ||
+      otc_queue_config_bind_storage(&q, args, err) != 0)
     goto fail;
   e->n_clients = q.enabled ? (size_t)q.num_consumers : 1;
   e->clients = calloc(e->n_clients, sizeof *e->clients);

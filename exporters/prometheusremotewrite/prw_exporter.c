@@ -538,7 +538,8 @@ static void *prw_create(const struct otc_create_args *args, const struct otc_cfg
     goto fail;
   }
   http.compression = "none";
-  if (otc_http_client_validate(&http, http_at, err) != 0)
+  if (otc_http_client_setup_auth(&http, args, err) != 0 ||
+      otc_http_client_validate(&http, http_at, err) != 0)
     goto fail;
   if (build_headers(e, http.headers, err) != 0)
     goto fail;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/exporter_helper.h"
+#include "core/component.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/memory.h"
@@ -269,9 +270,13 @@ TEST(config_values_and_errors) {
   CHECK_EQ_INT(otc_queue_config_parse(otc_cfg_get(root, "bad_consumers"), 1000, &q, "otlp", &err),
                OTC_ERR_CONFIG);
   CHECK_CONTAINS(err.msg, "`num_consumers` must be positive");
-  CHECK_EQ_INT(otc_queue_config_parse(otc_cfg_get(root, "storage"), 1000, &q, "otlp", &err),
-               OTC_ERR_CONFIG);
-  CHECK_CONTAINS(err.msg, "persistent queue (storage) is not supported yet");
+  /* storage is read as an extension id; binding it needs that extension enabled in the service,
+   * which a component built alone has not. */
+  CHECK_EQ_INT(otc_queue_config_parse(otc_cfg_get(root, "storage"), 1000, &q, "otlp", &err), 0);
+  CHECK_EQ_STR(q.storage, "file_storage");
+  struct otc_create_args alone = {.id = "otlp"};
+  CHECK_EQ_INT(otc_queue_config_bind_storage(&q, &alone, &err), OTC_ERR_CONFIG);
+  CHECK_CONTAINS(err.msg, "is not a file_storage extension enabled in service::extensions");
   CHECK_EQ_INT(otc_queue_config_parse(otc_cfg_get(root, "unknown"), 1000, &q, "otlp", &err),
                OTC_ERR_CONFIG);
   CHECK_CONTAINS(err.msg, "queue_sise");

@@ -294,7 +294,7 @@ TEST(config_fields_and_validation) {
   } bad[] = {
       {"zstd", "unsupported compression \"zstd\""},
       {"snappy", "unsupported compression \"snappy\""},
-      {"auth", "auth is not supported yet"},
+      {"auth", "auth is not supported by this exporter"},
       {"ftp", "unsupported scheme \"ftp\""},
       {"noendpoint", "endpoint must be set"},
       {"garbage", "not a valid URL"},

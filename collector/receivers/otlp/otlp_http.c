@@ -18,16 +18,20 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <gnutls/gnutls.h>
+
 #include "core/net.h"
 #include "core/log.h"
 #include "core/memory.h"
 #include "core/otlp_json.h"
 #include "google/rpc/error_details.pb-c.h"
 #include "google/rpc/status.pb-c.h"
+#include "extensions/bearertokenauth/bearertokenauth.h"
 #include "receivers/otlp/otlp_receiver.h"
 
-/* Memory a JSON body's parse tree takes, per body byte (measured: about 10x on OTLP requests). */
-#define JSON_DECODE_FACTOR 10
+/* The most memory transcoding a JSON body takes, per body byte: the protobuf being built (at most
+ * 4x the body, for arrays of 8-byte numbers; about 0.45x on usual OTLP requests, see otlp_json.c). */
+#define JSON_DECODE_FACTOR 4
 #define CT_PROTOBUF "application/x-protobuf"
 #define CT_JSON "application/json"
 #define INITIAL_BODY_CAP (64u * 1024u)
@@ -51,6 +55,7 @@ struct otlp_http_server {
   int port;
   atomic_int in_flight; /* requests between the first handler call and their completion */
   atomic_bool stopping;
+  char priorities[96]; /* GnuTLS priority string, kept for the daemon's life */
 };
 
 enum body_encoding { ENC_IDENTITY, ENC_ZLIB };
@@ -65,9 +70,10 @@ struct http_req {
   z_stream z;
   uint8_t *buf; /* the body (decompressed), charged by `charged` bytes */
   size_t len, cap, charged;
-  uint64_t raw;       /* bytes received on the wire */
-  uint64_t discarded; /* bytes read and dropped after fail was set */
-  int fail;           /* an OTC_ERR_* that decided the answer while the body was still arriving */
+  uint64_t raw;         /* bytes received on the wire */
+  uint64_t discarded;   /* bytes read and dropped after fail was set */
+  int fail;             /* an OTC_ERR_* that decided the answer while the body was still arriving */
+  bool unauthenticated; /* answered 401: the body that may follow is dropped, within a bound */
   char why[160];
 };
 
@@ -401,6 +407,56 @@ static bool signal_for_path(const struct otlp_receiver *r, const char *url, enum
   return false;
 }
 
+/* ---- auth ---- */
+
+/* 401 with a google.rpc.Status (UNAUTHENTICATED) in the request's encoding, or text for other
+ * content types, and WWW-Authenticate naming the scheme, as RFC 9110 asks of a 401. */
+static enum MHD_Result send_unauthenticated(struct otlp_http_server *srv, struct MHD_Connection *c,
+                                            const char *why) {
+  enum { RPC_UNAUTHENTICATED = 16 };
+  const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+  void *body = NULL;
+  size_t len = 0;
+  const char *rct = "text/plain; charset=utf-8";
+  if (ct && header_is(ct, CT_JSON)) {
+    json_t *o = json_pack("{s:i, s:s}", "code", RPC_UNAUTHENTICATED, "message", why);
+    body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    len = body ? strlen(body) : 0;
+    rct = CT_JSON;
+  } else if (ct && header_is(ct, CT_PROTOBUF)) {
+    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+    st.code = RPC_UNAUTHENTICATED;
+    st.message = (char *)why;
+    size_t n = google__rpc__status__get_packed_size(&st);
+    if ((body = malloc(n ? n : 1)))
+      len = google__rpc__status__pack(&st, body);
+    rct = CT_PROTOBUF;
+  } else if (asprintf((char **)&body, "%s\n", why) >= 0) {
+    len = strlen(body);
+  } else {
+    body = NULL;
+  }
+  if (!body)
+    return MHD_NO;
+  struct MHD_Response *resp = buffer_response(body, len, rct);
+  if (resp) {
+    const char *scheme = otc_bearertokenauth_scheme(srv->r->http.auth);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, *scheme ? scheme : "Bearer");
+  }
+  return send_response(srv, c, resp, MHD_HTTP_UNAUTHORIZED);
+}
+
+/* Whether the request carries a right token (true without an authenticator). */
+static bool http_authenticated(struct otlp_http_server *srv, struct MHD_Connection *c, char *why,
+                               size_t whycap) {
+  struct otc_bearertokenauth *a = srv->r->http.auth;
+  if (!a)
+    return true;
+  const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, otc_bearertokenauth_header(a));
+  return otc_bearertokenauth_check(a, v, v ? strlen(v) : 0, why, whycap);
+}
+
 /* The first call, with the headers only: everything that can be answered without the body is. */
 static void fail(struct http_req *q, int err, const char *why);
 
@@ -413,6 +469,14 @@ static enum MHD_Result begin_request(struct otlp_http_server *srv, struct MHD_Co
   if (cors_enabled(r) && strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0 &&
       MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Method"))
     return send_preflight(srv, c);
+  /* Authentication comes before routing, as otelcol's interceptor wraps every route; a CORS
+   * preflight, which browsers send without credentials, is answered before it. */
+  if (!http_authenticated(srv, c, msg, sizeof msg)) {
+    otc_counter_add(r->http_unauthenticated, 1);
+    otc_debug(r->log_component, "HTTP request refused: %s", msg);
+    q->unauthenticated = true;
+    return send_unauthenticated(srv, c, msg);
+  }
   /* otelcol registers no route for a signal without a pipeline. */
   if (!signal_for_path(r, url, &q->signal) || !r->next[q->signal].consume)
     return send_text(srv, c, MHD_HTTP_NOT_FOUND, "404 page not found\n", NULL);
@@ -593,9 +657,9 @@ static enum MHD_Result finish_request(struct otlp_http_server *srv, struct MHD_C
   q->buf = NULL;
   q->len = q->cap = q->charged = 0;
   if (q->json) {
-    /* jansson's tree of an OTLP JSON body takes about ten times the body while it is transcoded;
-     * that transient memory goes through admission like the data, or a JSON flood would pass the
-     * limit that protobuf respects. */
+    /* The protobuf being built while a JSON body is transcoded is bounded by four times the body
+     * (usually under half of it); that transient memory goes through admission like the data, or
+     * a JSON flood would pass the limit that protobuf respects. */
     size_t transient = len * JSON_DECODE_FACTOR;
     if (otc_mem_reserve(transient) != 0) {
       free(data);
@@ -651,8 +715,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   if (*upload_data_size > 0) {
     size_t n = *upload_data_size;
     *upload_data_size = 0;
-    if (q->responded)
+    if (q->responded) {
+      /* An unauthenticated client does not get to stream an unbounded body. */
+      q->discarded += n;
+      if (q->unauthenticated && q->discarded > DISCARD_ALLOWANCE)
+        return MHD_NO;
       return MHD_YES;
+    }
     feed(srv->r, q, upload_data, n);
     /* After a refusal the rest is read and dropped so that the client gets its status; a client
      * that keeps sending far beyond the limit loses the connection instead. */
@@ -693,6 +762,33 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 }
 
 /* ---- lifecycle ---- */
+
+/* GnuTLS priorities that allow exactly the configured TLS versions. */
+static void tls_priorities(const struct otlp_tls_config *t, char *buf, size_t cap) {
+  int minv = otlp_receiver__tls_version(t->min_version, 12);
+  int maxv = otlp_receiver__tls_version(t->max_version, 13);
+  size_t n = (size_t)snprintf(buf, cap, "NORMAL:-VERS-ALL");
+  for (int v = maxv; v >= minv && n < cap; v--)
+    n += (size_t)snprintf(buf + n, cap - n, ":+VERS-TLS1.%d", v - 10);
+}
+
+/* With client_ca_file, every connection's TLS session is told to require a client certificate
+ * and verify it against the client CAs during the handshake, as Go's RequireAndVerifyClientCert
+ * does. libmicrohttpd only requests one (GNUTLS_CERT_REQUEST) and verifies nothing; its session
+ * exists, before the handshake, when this notification comes. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+  struct otlp_http_server *srv = cls;
+  if (code != MHD_CONNECTION_NOTIFY_STARTED || !srv->r->http.tls.client_ca_pem)
+    return;
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  if (!ci || !ci->tls_session)
+    return;
+  gnutls_session_t s = (gnutls_session_t)ci->tls_session;
+  gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
+  gnutls_session_set_verify_cert(s, NULL, 0);
+}
 
 /* Fills sa with the address to listen on; returns 0 or OTC_ERR_CONFIG/OTC_ERR_IO. */
 static int resolve(const char *host, int port, struct sockaddr_storage *sa, bool *v6, bool *dual) {
@@ -739,6 +835,20 @@ static int resolve(const char *host, int port, struct sockaddr_storage *sa, bool
   return rc;
 }
 
+/* libmicrohttpd closes a connection after a stretch of inactivity, whatever it is waiting for
+ * (headers, body, the next request): the closest it has to Go's read_header_timeout, read_timeout
+ * and idle_timeout is that one timeout set to the smallest of them that is set, in whole seconds
+ * rounded up. 0: no timeout. */
+static unsigned connection_timeout_s(const struct otlp_http_config *h) {
+  const int64_t t[] = {h->read_timeout_ns, h->read_header_timeout_ns, h->idle_timeout_ns};
+  int64_t min = 0;
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+    if (t[i] > 0 && (min == 0 || t[i] < min))
+      min = t[i];
+  int64_t s = (min + 999999999) / 1000000000;
+  return s > 86400 ? 86400u : (unsigned)s;
+}
+
 int otlp_http__start(struct otlp_receiver *r) {
   if (r->http_srv)
     return 0;
@@ -766,13 +876,32 @@ int otlp_http__start(struct otlp_receiver *r) {
   atomic_init(&srv->in_flight, 0);
   atomic_init(&srv->stopping, false);
   unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+  /* TLS options go in an array, which stays empty for plaintext. MHD keeps pointers to the PEM
+   * texts, which the receiver holds until it is destroyed. */
+  struct MHD_OptionItem tls_opts[6];
+  size_t nt = 0;
+  const struct otlp_tls_config *t = &r->http.tls;
+  if (t->enabled) {
+    flags |= MHD_USE_TLS;
+    tls_priorities(t, srv->priorities, sizeof srv->priorities);
+    tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, t->key_pem};
+    tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, t->cert_pem};
+    tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, srv->priorities};
+    if (t->client_ca_pem) {
+      tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, t->client_ca_pem};
+      tls_opts[nt++] =
+          (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv};
+    }
+  }
+  tls_opts[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
   if (v6)
     flags |= dual ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
   srv->daemon = MHD_start_daemon(
       flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, r,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)r->http.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+      connection_timeout_s(&r->http), MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+      MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
   if (!srv->daemon) {
     otc_error(r->log_component, "cannot listen on %s for OTLP/HTTP: %s", r->http.endpoint,
               strerror(errno));
@@ -783,8 +912,10 @@ int otlp_http__start(struct otlp_receiver *r) {
   srv->port = info ? (int)info->port : port;
   r->http_srv = srv;
   srv = NULL;
-  otc_info(r->log_component, "OTLP/HTTP listening on %s (port %d)", r->http.endpoint,
-           r->http_srv->port);
+  otc_info(r->log_component, "OTLP/HTTP listening on %s (port %d)%s", r->http.endpoint,
+           r->http_srv->port,
+           r->http.tls.enabled ? (r->http.tls.client_ca_pem ? " with mutual TLS" : " with TLS")
+                               : "");
 cleanup:
   free(srv);
   return rc;

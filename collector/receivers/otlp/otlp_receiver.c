@@ -5,15 +5,19 @@
 #include "receivers/otlp/otlp_receiver.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <gnutls/gnutls.h>
+
 #include "core/net.h"
 #include "core/log.h"
 #include "core/memory.h"
 #include "core/otlp_wire.h"
+#include "extensions/bearertokenauth/bearertokenauth.h"
 #include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
@@ -92,10 +96,11 @@ static const struct otc_cfg_field http_fields[] = {
     {"middlewares", OTC_CFGK_NODE, NULL, HTTP_OFF(sec.middlewares), 0, 0},
     {"include_metadata", OTC_CFGK_UNSUPPORTED, NULL, 0, 0, 0},
     {"compression_algorithms", OTC_CFGK_UNSUPPORTED, NULL, 0, 0, 0},
-    {"read_timeout", OTC_CFGK_UNSUPPORTED, NULL, 0, 0, 0},
-    {"read_header_timeout", OTC_CFGK_UNSUPPORTED, NULL, 0, 0, 0},
+    {"read_timeout", OTC_CFGK_DURATION, "0", HTTP_OFF(c.read_timeout_ns), 0, 0},
+    {"read_header_timeout", OTC_CFGK_DURATION, "1m", HTTP_OFF(c.read_header_timeout_ns), 0, 0},
     {"write_timeout", OTC_CFGK_UNSUPPORTED, NULL, 0, 0, 0},
-    {"idle_timeout", OTC_CFGK_UNSUPPORTED, NULL, 0, 0, 0},
+    {"idle_timeout", OTC_CFGK_DURATION, "1m", HTTP_OFF(c.idle_timeout_ns), 0, 0},
+    {"max_connections", OTC_CFGK_INT, "1024", HTTP_OFF(c.max_connections), 2, 1000000},
     {"response_headers", OTC_CFGK_UNSUPPORTED, NULL, 0, 0, 0},
     {"keep_alives_enabled", OTC_CFGK_UNSUPPORTED, NULL, 0, 0, 0},
     {NULL, 0, NULL, 0, 0, 0},
@@ -114,18 +119,188 @@ static bool configured(const struct otc_cfg_node *n) {
   return n && n->type != OTC_CFG_NULL;
 }
 
-static int check_security(const struct security_read *sec, const char *proto,
-                          struct otc_cfg_err *err) {
-  if (configured(sec->tls))
-    return otc_cfg_error(err, sec->tls, "protocols.%s.tls: tls is not supported yet", proto);
-  if (configured(sec->auth))
-    return otc_cfg_error(err, sec->auth, "protocols.%s.auth: auth is not supported yet", proto);
+/* ---- tls and auth ---- */
+
+/* PEM files larger than this are not certificates or keys. */
+#define MAX_PEM_BYTES (1024 * 1024)
+
+struct tls_read {
+  struct otlp_tls_config c;
+  const struct otc_cfg_node *ca_file;
+  const struct otc_cfg_node *pem[3]; /* ca_pem, cert_pem, key_pem */
+};
+
+#define TLS_OFF(m) offsetof(struct tls_read, m)
+static const struct otc_cfg_field tls_fields[] = {
+    {"cert_file", OTC_CFGK_STRING, NULL, TLS_OFF(c.cert_file), 0, 0},
+    {"key_file", OTC_CFGK_STRING, NULL, TLS_OFF(c.key_file), 0, 0},
+    {"client_ca_file", OTC_CFGK_STRING, NULL, TLS_OFF(c.client_ca_file), 0, 0},
+    {"min_version", OTC_CFGK_STRING, "1.2", TLS_OFF(c.min_version), 0, 0},
+    {"max_version", OTC_CFGK_STRING, NULL, TLS_OFF(c.max_version), 0, 0},
+    {"ca_file", OTC_CFGK_NODE, NULL, TLS_OFF(ca_file), 0, 0},
+    {"ca_pem", OTC_CFGK_NODE, NULL, TLS_OFF(pem[0]), 0, 0},
+    {"cert_pem", OTC_CFGK_NODE, NULL, TLS_OFF(pem[1]), 0, 0},
+    {"key_pem", OTC_CFGK_NODE, NULL, TLS_OFF(pem[2]), 0, 0},
+    {"reload_interval", OTC_CFGK_UNSUPPORTED, NULL, 0, 0, 0},
+    {"client_ca_file_reload", OTC_CFGK_UNSUPPORTED, NULL, 0, 0, 0},
+    {"cipher_suites", OTC_CFGK_UNSUPPORTED, NULL, 0, 0, 0},
+    {"curve_preferences", OTC_CFGK_UNSUPPORTED, NULL, 0, 0, 0},
+    {"include_system_ca_certs_pool", OTC_CFGK_UNSUPPORTED, NULL, 0, 0, 0},
+    {NULL, 0, NULL, 0, 0, 0},
+};
+#undef TLS_OFF
+
+/* "1.0".."1.3" as 10..13; -1 for anything else. */
+static int tls_version_number(const char *v) {
+  if (!v || strlen(v) != 3 || v[0] != '1' || v[1] != '.' || v[2] < '0' || v[2] > '3')
+    return -1;
+  return 10 + (v[2] - '0');
+}
+
+int otlp_receiver__tls_version(const char *v, int def) {
+  int n = tls_version_number(v);
+  return n < 0 ? def : n;
+}
+
+/* Reads a PEM file whole (bounded). Returns a malloc'd NUL-terminated text, or NULL with err
+ * filled at node at. */
+static char *read_pem(const char *path, const char *key, const struct otc_cfg_node *at,
+                      struct otc_cfg_err *err) {
+  char *buf = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    otc_cfg_error(err, at, "cannot read %s \"%s\": %s", key, path, strerror(errno));
+    return NULL;
+  }
+  buf = malloc(MAX_PEM_BYTES + 1);
+  size_t n = buf ? fread(buf, 1, MAX_PEM_BYTES + 1, f) : 0;
+  if (!buf || ferror(f) || n == 0 || n > MAX_PEM_BYTES) {
+    otc_cfg_error(err, at, "cannot read %s \"%s\": %s", key, path,
+                  !buf     ? "out of memory"
+                  : n == 0 ? "empty or unreadable"
+                           : "larger than 1 MiB");
+    free(buf);
+    buf = NULL;
+  } else {
+    buf[n] = '\0';
+  }
+  fclose(f);
+  return buf;
+}
+
+void otlp_receiver__tls_free(struct otlp_tls_config *t) {
+  free(t->cert_pem);
+  free(t->key_pem);
+  free(t->client_ca_pem);
+  t->cert_pem = t->key_pem = t->client_ca_pem = NULL;
+}
+
+/* Reads protocols.<proto>.tls into out and loads its files: the certificate must parse and match
+ * its key, the client CA must hold at least one certificate (GnuTLS checks both here, before any
+ * port is bound, so that `validate` reports them with the file names). */
+static int read_tls(const struct otc_cfg_node *n, const char *proto, const char *component,
+                    struct otlp_tls_config *out, struct otc_cfg_err *err) {
+  struct tls_read t;
+  memset(&t, 0, sizeof t);
+  int rc = otc_cfg_apply(tls_fields, n, &t, component, err);
+  if (rc != 0)
+    return rc;
+  static const char *const pem_keys[3] = {"ca_pem", "cert_pem", "key_pem"};
+  for (int i = 0; i < 3; i++)
+    if (configured(t.pem[i]))
+      return otc_cfg_error(err, t.pem[i],
+                           "protocols.%s.tls.%s: inline PEM is not supported, use the *_file keys",
+                           proto, pem_keys[i]);
+  if (configured(t.ca_file))
+    otc_warn(component,
+             "protocols.%s.tls.ca_file is not used by a server (client_ca_file requires and "
+             "verifies client certificates)",
+             proto);
+  const struct otc_cfg_node *cert_at = otc_cfg_get(n, "cert_file");
+  const struct otc_cfg_node *key_at = otc_cfg_get(n, "key_file");
+  const struct otc_cfg_node *ca_at = otc_cfg_get(n, "client_ca_file");
+  if (!t.c.cert_file || !*t.c.cert_file || !t.c.key_file || !*t.c.key_file)
+    return otc_cfg_error(err,
+                         cert_at  ? cert_at
+                         : key_at ? key_at
+                                  : n,
+                         "protocols.%s.tls: a server needs both cert_file and key_file", proto);
+  int minv = tls_version_number(t.c.min_version);
+  int maxv = t.c.max_version && *t.c.max_version ? tls_version_number(t.c.max_version) : 13;
+  if (minv < 0)
+    return otc_cfg_error(err, otc_cfg_get(n, "min_version"),
+                         "protocols.%s.tls.min_version: unsupported TLS version \"%s\" (one of "
+                         "1.0, 1.1, 1.2, 1.3)",
+                         proto, t.c.min_version);
+  if (maxv < 0)
+    return otc_cfg_error(err, otc_cfg_get(n, "max_version"),
+                         "protocols.%s.tls.max_version: unsupported TLS version \"%s\" (one of "
+                         "1.0, 1.1, 1.2, 1.3)",
+                         proto, t.c.max_version);
+  if (strcmp(proto, "grpc") == 0 && maxv < 12)
+    return otc_cfg_error(err, otc_cfg_get(n, "max_version"),
+                         "protocols.grpc.tls.max_version: gRPC serves TLS 1.2 and 1.3 only");
+  if (maxv < minv)
+    return otc_cfg_error(err, otc_cfg_get(n, "max_version"),
+                         "protocols.%s.tls: max_version %s is below min_version %s", proto,
+                         t.c.max_version, t.c.min_version);
+  rc = OTC_ERR_CONFIG;
+  gnutls_certificate_credentials_t cred = NULL;
+  if (!(t.c.cert_pem = read_pem(t.c.cert_file, "cert_file", cert_at, err)) ||
+      !(t.c.key_pem = read_pem(t.c.key_file, "key_file", key_at, err)))
+    goto cleanup;
+  if (t.c.client_ca_file && *t.c.client_ca_file &&
+      !(t.c.client_ca_pem = read_pem(t.c.client_ca_file, "client_ca_file", ca_at, err)))
+    goto cleanup;
+  if (gnutls_certificate_allocate_credentials(&cred) < 0) {
+    otc_cfg_error(err, n, "out of memory");
+    cred = NULL;
+    goto cleanup;
+  }
+  gnutls_datum_t cert = {(unsigned char *)t.c.cert_pem, (unsigned)strlen(t.c.cert_pem)};
+  gnutls_datum_t key = {(unsigned char *)t.c.key_pem, (unsigned)strlen(t.c.key_pem)};
+  int g = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
+  if (g < 0) {
+    otc_cfg_error(err, cert_at, "protocols.%s.tls: cert_file \"%s\" and key_file \"%s\": %s", proto,
+                  t.c.cert_file, t.c.key_file, gnutls_strerror(g));
+    goto cleanup;
+  }
+  if (t.c.client_ca_pem) {
+    gnutls_datum_t ca = {(unsigned char *)t.c.client_ca_pem, (unsigned)strlen(t.c.client_ca_pem)};
+    g = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+    if (g <= 0) {
+      otc_cfg_error(err, ca_at, "protocols.%s.tls: client_ca_file \"%s\": %s", proto,
+                    t.c.client_ca_file, g < 0 ? gnutls_strerror(g) : "no certificate in it");
+      goto cleanup;
+    }
+  }
+  t.c.enabled = true;
+  *out = t.c;
+  memset(&t.c, 0, sizeof t.c); /* the PEM texts now belong to out */
+  rc = 0;
+cleanup:
+  if (cred)
+    gnutls_certificate_free_credentials(cred);
+  otlp_receiver__tls_free(&t.c);
+  return rc;
+}
+
+/* Reads tls and auth into out_tls and out_auth; middlewares stay an error until implemented. */
+static int read_security(const struct otc_create_args *args, const struct security_read *sec,
+                         const char *proto, const char *component, struct otlp_tls_config *out_tls,
+                         struct otc_bearertokenauth **out_auth, struct otc_cfg_err *err) {
+  int rc;
+  char what[64];
   if (configured(sec->middlewares))
     return otc_cfg_error(err, sec->middlewares,
                          "protocols.%s.middlewares: middlewares are not supported yet", proto);
+  snprintf(what, sizeof what, "protocols.%s.auth", proto);
+  if ((rc = otc_auth_resolve(args, sec->auth, what, component, out_auth, err)) != 0)
+    return rc;
+  if (configured(sec->tls) && (rc = read_tls(sec->tls, proto, component, out_tls, err)) != 0)
+    return rc;
   return 0;
 }
-
 
 static int check_endpoint(const char *endpoint, const struct otc_cfg_node *where, const char *proto,
                           struct otc_cfg_err *err) {
@@ -138,14 +313,11 @@ static int check_endpoint(const char *endpoint, const struct otc_cfg_node *where
   return 0;
 }
 
-static int read_grpc(struct otlp_receiver *r, const struct otc_cfg_node *n, const char *component,
-                     struct otc_cfg_err *err) {
+static int read_grpc(struct otlp_receiver *r, const struct otc_create_args *args,
+                     const struct otc_cfg_node *n, const char *component, struct otc_cfg_err *err) {
   struct grpc_read g;
   memset(&g, 0, sizeof g);
   int rc = otc_cfg_apply(grpc_fields, n, &g, component, err);
-  if (rc != 0)
-    return rc;
-  rc = check_security(&g.sec, "grpc", err);
   if (rc != 0)
     return rc;
   if (!g.c.transport || strcmp(g.c.transport, "tcp") != 0)
@@ -153,6 +325,10 @@ static int read_grpc(struct otlp_receiver *r, const struct otc_cfg_node *n, cons
                          "protocols.grpc.transport: only \"tcp\" is supported");
   rc = check_endpoint(g.c.endpoint, otc_cfg_get(n, "endpoint") ? otc_cfg_get(n, "endpoint") : n,
                       "grpc", err);
+  if (rc != 0)
+    return rc;
+  /* Last, so that no later check has to free the PEM texts it loads. */
+  rc = read_security(args, &g.sec, "grpc", component, &g.c.tls, &g.c.auth, err);
   if (rc != 0)
     return rc;
   r->grpc = g.c;
@@ -168,14 +344,11 @@ static int check_url_path(const char *path, const struct otc_cfg_node *n, const 
   return 0;
 }
 
-static int read_http(struct otlp_receiver *r, const struct otc_cfg_node *n, const char *component,
-                     struct otc_cfg_err *err) {
+static int read_http(struct otlp_receiver *r, const struct otc_create_args *args,
+                     const struct otc_cfg_node *n, const char *component, struct otc_cfg_err *err) {
   struct http_read h;
   memset(&h, 0, sizeof h);
   int rc = otc_cfg_apply(http_fields, n, &h, component, err);
-  if (rc != 0)
-    return rc;
-  rc = check_security(&h.sec, "http", err);
   if (rc != 0)
     return rc;
   rc = check_endpoint(h.c.endpoint, otc_cfg_get(n, "endpoint") ? otc_cfg_get(n, "endpoint") : n,
@@ -194,9 +367,22 @@ static int read_http(struct otlp_receiver *r, const struct otc_cfg_node *n, cons
     if (rc != 0)
       return rc;
   }
+  rc = read_security(args, &h.sec, "http", component, &h.c.tls, &h.c.auth, err);
+  if (rc != 0)
+    return rc;
   r->http = h.c;
   r->http.enabled = true;
   return 0;
+}
+
+static struct otc_counter *unauthenticated_counter(const char *id, const char *transport) {
+  char eid[256], labels[320];
+  snprintf(labels, sizeof labels, "receiver=\"%s\",transport=\"%s\"",
+           otc_metrics_escape_label(id, eid, sizeof eid), transport);
+  return otc_counter_get("otelcol_receiver_unauthenticated_requests",
+                         "Number of requests refused for a missing or wrong bearer token (not an "
+                         "otelcol metric).",
+                         labels);
 }
 
 static void *otlp_create(const struct otc_create_args *args, const struct otc_cfg_node *cfg,
@@ -239,17 +425,23 @@ static void *otlp_create(const struct otc_create_args *args, const struct otc_cf
                   "must specify at least one protocol when using the OTLP receiver");
     goto fail;
   }
-  if (g && read_grpc(r, g, r->log_component, err) != 0)
+  if (g && read_grpc(r, args, g, r->log_component, err) != 0)
     goto fail;
-  if (h && read_http(r, h, r->log_component, err) != 0)
+  if (h && read_http(r, args, h, r->log_component, err) != 0)
     goto fail;
   if (r->grpc.enabled)
     otc_receiver_metrics_init(&r->grpc_metrics, r->id, "grpc");
   if (r->http.enabled)
     otc_receiver_metrics_init(&r->http_metrics, r->id, "http");
+  if (r->grpc.auth)
+    r->grpc_unauthenticated = unauthenticated_counter(r->id, "grpc");
+  if (r->http.auth)
+    r->http_unauthenticated = unauthenticated_counter(r->id, "http");
   return r;
 
 fail:
+  otlp_receiver__tls_free(&r->grpc.tls);
+  otlp_receiver__tls_free(&r->http.tls);
   free(r);
   return NULL;
 }
@@ -285,6 +477,9 @@ static void otlp_destroy(void *ctx) {
   if (!ctx)
     return;
   otlp_shutdown(ctx);
+  struct otlp_receiver *r = ctx;
+  otlp_receiver__tls_free(&r->grpc.tls);
+  otlp_receiver__tls_free(&r->http.tls);
   free(ctx);
 }
 
