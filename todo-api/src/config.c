@@ -45,6 +45,7 @@ void todo_config_free(struct todo_config *cfg) {
   free(cfg->database_url);
   free(cfg->host);
   free(cfg->migrations_dir);
+  free(cfg->cors_allowed_origins);
   memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -60,6 +61,13 @@ int todo_config_from_env(struct todo_config *cfg) {
   cfg->max_connections = (int)env_int("MAX_CONNECTIONS", 256, 1, 65536, &ok);
   cfg->database_url = strdup(env_or("DATABASE_URL", TODO_DEFAULT_DATABASE_URL));
   cfg->host = strdup(env_or("HOST", "0.0.0.0"));
+  const char *origins = getenv("CORS_ALLOWED_ORIGINS");
+  if (origins && *origins) {
+    cfg->cors_allowed_origins = strdup(origins);
+    if (!cfg->cors_allowed_origins) {
+      goto nomem;
+    }
+  }
   const char *dir = getenv("TODO_MIGRATIONS_DIR");
   if (dir && *dir) {
     cfg->migrations_dir = strdup(dir);

@@ -18,6 +18,7 @@ struct todo_config {
   size_t max_body_bytes; /* MAX_BODY_BYTES, default 65536 */
   char *migrations_dir;  /* TODO_MIGRATIONS_DIR, else found next to the binary */
   int max_connections;   /* MAX_CONNECTIONS: concurrent HTTP connections, default 256 */
+  char *cors_allowed_origins; /* CORS_ALLOWED_ORIGINS: comma-separated origins or "*"; NULL: none */
 };
 
 /* Fills cfg from the environment. Returns 0, TODO_ERR_INVALID (a message on stderr) for a value

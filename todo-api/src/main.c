@@ -210,6 +210,7 @@ static int serve(const struct todo_config *cfg, const sigset_t *signals) {
       .host = cfg->host,
       .port = cfg->port,
       .max_connections = cfg->max_connections,
+      .cors_allowed_origins = cfg->cors_allowed_origins,
       .app = &app,
       .tel = tel,
       .meter = meter,

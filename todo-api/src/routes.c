@@ -89,6 +89,14 @@ static bool method_allowed(enum todo_route_id id, enum todo_method m) {
   }
 }
 
+bool todo_route_allows(const struct todo_route_match *route, enum todo_method m) {
+  return method_allowed(route->id, m);
+}
+
+const char *todo_route_allow_header(const struct todo_route_match *route) {
+  return allowed(route->id);
+}
+
 bool todo_route_wants_body(const struct todo_route_match *route, enum todo_method m) {
   return method_allowed(route->id, m) && (m == TODO_POST || m == TODO_PUT || m == TODO_PATCH);
 }

@@ -50,6 +50,10 @@ void todo_route_match(const char *path, struct todo_route_match *out);
 
 /* Whether the body of a request to this route and method is read (POST, PUT, PATCH). */
 bool todo_route_wants_body(const struct todo_route_match *route, enum todo_method m);
+/* Whether the route takes method m (HEAD goes with GET). */
+bool todo_route_allows(const struct todo_route_match *route, enum todo_method m);
+/* The route's methods as an Allow header value ("GET, HEAD, POST"); "" for no route. */
+const char *todo_route_allow_header(const struct todo_route_match *route);
 
 struct todo_app {
   struct todo_store *store; /* borrowed */

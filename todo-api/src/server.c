@@ -1,5 +1,6 @@
 #include "server.h"
 
+#include "cors.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -18,6 +19,7 @@ struct todo_server {
   struct todo_instrument *duration;
   struct todo_instrument *active;
   int port;
+  char *cors_origins; /* CORS_ALLOWED_ORIGINS, owned; NULL: CORS off */
 };
 
 /* One request's state, from its first callback to its completion notice. */
@@ -224,9 +226,48 @@ static void free_request(struct request *r) {
   free(r);
 }
 
+/* The CORS response headers: for an allowed Origin, who may read the response (and, on a
+ * preflight, with which method and headers it may be sent). Responses vary by Origin whenever CORS
+ * is on, so that caches do not hand one origin's answer to another. */
+static void add_cors_headers(const struct todo_server *s, struct MHD_Connection *c,
+                             const struct request *r, int status, struct MHD_Response *mr) {
+  if (!s->cors_origins) {
+    return;
+  }
+  MHD_add_response_header(mr, "Vary", "Origin");
+  const char *origin = header(c, "Origin");
+  bool preflight = r->method == TODO_OPTIONS && header(c, "Access-Control-Request-Method");
+  /* A refused preflight gets no CORS headers at all, so the browser does not send the request. */
+  if (!todo_cors_origin_allowed(s->cors_origins, origin) || (preflight && status != 204)) {
+    return;
+  }
+  MHD_add_response_header(mr, "Access-Control-Allow-Origin", origin);
+  if (preflight) {
+    MHD_add_response_header(mr, "Access-Control-Allow-Methods", todo_route_allow_header(&r->route));
+    MHD_add_response_header(mr, "Access-Control-Allow-Headers", TODO_CORS_ALLOWED_HEADERS);
+    MHD_add_response_header(mr, "Access-Control-Max-Age", TODO_CORS_MAX_AGE);
+  } else {
+    MHD_add_response_header(mr, "Access-Control-Expose-Headers", TODO_CORS_EXPOSED_HEADERS);
+  }
+}
+
+/* A preflight that CORS allows: OPTIONS on a known route from an allowed origin, asking for a
+ * method the route takes and only headers the API reads. Anything else goes to the router, which
+ * answers OPTIONS with 405 and no CORS headers, so the browser does not send the real request. */
+static bool is_preflight(const struct todo_server *s, struct MHD_Connection *c,
+                         const struct request *r) {
+  const char *method = header(c, "Access-Control-Request-Method");
+  if (r->method != TODO_OPTIONS || !method || r->route.id == TODO_ROUTE_NONE ||
+      !todo_cors_origin_allowed(s->cors_origins, header(c, "Origin")) ||
+      !todo_cors_headers_allowed(header(c, "Access-Control-Request-Headers"))) {
+    return false;
+  }
+  return todo_route_allows(&r->route, todo_method_parse(method));
+}
+
 /* Queues resp (whose body the response takes) with the headers every answer carries. */
-static enum MHD_Result send_response(struct MHD_Connection *c, struct request *r,
-                                     struct todo_response *resp) {
+static enum MHD_Result send_response(const struct todo_server *s, struct MHD_Connection *c,
+                                     struct request *r, struct todo_response *resp) {
   struct MHD_Response *mr;
   if (resp->body) {
     mr = MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
@@ -252,6 +293,7 @@ static enum MHD_Result send_response(struct MHD_Connection *c, struct request *r
   if (resp->retry_after) {
     MHD_add_response_header(mr, "Retry-After", "1");
   }
+  add_cors_headers(s, c, r, resp->status, mr);
   const struct todo_span_context *ctx = todo_span_get_context(r->span);
   if (ctx) {
     char tp[TODO_TRACEPARENT_LEN + 1];
@@ -310,7 +352,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (cl && strtoull(cl, NULL, 10) > s->app->max_body_bytes) {
       r->too_large = true;
       todo_response_error(&resp, 413, "payload_too_large", "the request body is too large");
-      return send_response(c, r, &resp);
+      return send_response(s, c, r, &resp);
     }
     return MHD_YES;
   }
@@ -335,8 +377,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
       .query = query_param,
       .query_arg = c,
   };
+  if (is_preflight(s, c, r)) {
+    return send_response(s, c, r, &(struct todo_response){.status = 204});
+  }
   todo_route_handle(s->app, &req, &resp);
-  return send_response(c, r, &resp);
+  return send_response(s, c, r, &resp);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -390,6 +435,13 @@ struct todo_server *todo_server_start(const struct todo_server_options *o) {
   s->app = o->app;
   s->tel = o->tel;
   s->port = o->port;
+  if (o->cors_allowed_origins && *o->cors_allowed_origins) {
+    s->cors_origins = strdup(o->cors_allowed_origins);
+    if (!s->cors_origins) {
+      free(s);
+      return NULL;
+    }
+  }
   if (o->meter) {
     s->duration = todo_meter_histogram(o->meter, "http.server.request.duration", "s",
                                        "Duration of HTTP server requests.", bounds,
@@ -404,6 +456,7 @@ struct todo_server *todo_server_start(const struct todo_server_options *o) {
                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
   if (!s->daemon) {
     todo_logf(TODO_LOG_ERROR, "cannot listen on %s:%d", o->host, o->port);
+    free(s->cors_origins);
     free(s);
     return NULL;
   }
@@ -423,5 +476,6 @@ void todo_server_stop(struct todo_server *s) {
     return;
   }
   MHD_stop_daemon(s->daemon);
+  free(s->cors_origins);
   free(s);
 }

@@ -13,6 +13,7 @@ struct todo_server_options {
   const char *host; /* IPv4 or IPv6 literal to bind */
   int port;         /* 0: any free port (see todo_server_port) */
   int max_connections;
+  const char *cors_allowed_origins; /* copied; NULL or "": CORS off (see cors.h) */
   struct todo_app *app;     /* borrowed */
   struct todo_tel *tel;     /* borrowed, may be NULL */
   struct todo_meter *meter; /* borrowed, may be NULL */
