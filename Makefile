@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CONFIG     ?=
 
-.PHONY: all build run test test-unit test-integration test-asan bench deps clean
+.PHONY: all build run run-collector test test-unit test-integration test-asan bench deps clean fuzz
 
 all: build
 
@@ -14,8 +14,18 @@ $(BUILD)/Makefile:
 build: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Runs the collector in the foreground: the embedded default config, or CONFIG=path.
-run: build
+# The whole stack without Docker (scripts/run-stack.sh): PostgreSQL, the collector, Prometheus,
+# the Todo API and the workload generator; Ctrl-C stops them all. CONFIG=path still runs the
+# collector alone, as run-collector does.
+run:
+ifeq ($(CONFIG),)
+	BUILD=$(BUILD) scripts/run-stack.sh
+else
+	$(MAKE) run-collector CONFIG=$(CONFIG)
+endif
+
+# Runs the collector alone in the foreground: the embedded default config, or CONFIG=path.
+run-collector: build
 	./$(BUILD)/collector $(if $(CONFIG),--config $(CONFIG))
 
 test: test-unit test-integration
@@ -61,6 +71,11 @@ test-asan: $(ASAN_BUILD)/Makefile
 bench: build $(OTELCOL_REF)
 	cmake --build $(BUILD) -j $(JOBS) --target bench_tools
 	BUILD_DIR=$(BUILD) REF_BIN=$(OTELCOL_REF) tests/bench/run.sh $(SCENARIOS)
+
+# libFuzzer targets (clang, own build dir build-fuzz), FUZZ_SECONDS each (default 20) from the
+# committed corpus, then the kept crash inputs; fails on any crash (tests/fuzz/run.sh).
+fuzz:
+	tests/fuzz/run.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
