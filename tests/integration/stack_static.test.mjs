@@ -278,6 +278,23 @@ for (const file of ['collector/Dockerfile', 'todo-api/Dockerfile']) {
   });
 }
 
+// The images build from the same Debian packages as CI: a library added to the build (and to
+// .ci/run) but not to a Dockerfile would break `docker compose up --build`, which no test here can
+// run. The collector image needs every library but libpq; the Todo API image (which configures the
+// whole tree) needs them all.
+test('Dockerfiles: the build stage installs every library package .ci/run installs', () => {
+  const ci = read('.ci/run');
+  const block = ci.match(/PACKAGES=\(([\s\S]*?)\)/);
+  assert.ok(block, '.ci/run has no PACKAGES list');
+  const libs = block[1].split(/\s+/).filter((p) => /^lib.*-dev$/.test(p) && !/^libclang/.test(p));
+  assert.ok(libs.length >= 8, `too few library packages found in .ci/run: ${libs}`);
+  for (const [file, skip] of [['collector/Dockerfile', ['libpq-dev']], ['todo-api/Dockerfile', []]]) {
+    const build = dockerfileStages(file)[0].lines.join(' ');
+    const missing = libs.filter((p) => !skip.includes(p) && !new RegExp(`\\b${p.replace(/[+.]/g, '\\$&')}\\b`).test(build));
+    assert.deepEqual(missing, [], `${file}: the build stage lacks ${missing.join(', ')}`);
+  }
+});
+
 test('.dockerignore keeps build trees, tools and node_modules out of the context', () => {
   const ignore = read('.dockerignore').split('\n').map((l) => l.trim());
   for (const p of ['build', 'build-*', '**/node_modules', '.tools', '.tmp']) assert.ok(ignore.includes(p), p);
