@@ -1,10 +1,14 @@
 /* The collector's command line: run (the default), validate, components, --version, --help. */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -131,7 +135,59 @@ static void *shutdown_watchdog(void *arg) {
   return NULL;
 }
 
+/* How long after start the pages touched only by start-up are released: by then every
+ * component's threads run their steady-state loops. */
+#define SETTLE_S 2
+#define MAX_TRIM_RANGES 1024
+
+/* Releases from the resident set the pages of the executable and shared libraries that start-up
+ * touched once and idling does not use: the dynamic linker's symbol lookups and relocations
+ * through a dozen C and C++ libraries (gRPC, libstdc++, OpenSSL, GnuTLS...) leave some 15 MiB of
+ * their clean file pages mapped, three quarters of the idle RSS. Only read-only mappings of files
+ * with no private (copy-on-write) page are released, so nothing is lost: a page used again is
+ * mapped back from the page cache by a minor fault. */
+static void release_startup_pages(void) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (!f)
+    return;
+  static struct { uintptr_t start, end; } ranges[MAX_TRIM_RANGES];
+  size_t n = 0;
+  char line[512];
+  uintptr_t start = 0, end = 0;
+  bool candidate = false;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long a, b;
+    char perms[8];
+    int path_at = 0;
+    if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &a, &b, perms, &path_at) == 3) {
+      start = a;
+      end = b;
+      /* A file (not [heap], [stack], [vdso]...) mapped without write permission. */
+      candidate = path_at > 0 && line[path_at] == '/' && perms[1] != 'w';
+      continue;
+    }
+    unsigned long anon;
+    if (candidate && sscanf(line, "Anonymous: %lu kB", &anon) == 1) {
+      if (anon == 0 && n < MAX_TRIM_RANGES) {
+        ranges[n].start = start;
+        ranges[n].end = end;
+        n++;
+      }
+      candidate = false;
+    }
+  }
+  fclose(f);
+  for (size_t i = 0; i < n; i++)
+    madvise((void *)ranges[i].start, ranges[i].end - ranges[i].start, MADV_DONTNEED);
+}
+
 static int run(const char *config_path, bool validate_only) {
+  /* glibc gives each thread that allocates its own 64 MiB heap arena; with gRPC's, libcurl's and
+   * libmicrohttpd's threads each holding freed memory in its own arena, the Loki path peaked at
+   * 131 MiB at 100k records/s, and at 64 MiB with two arenas, for no measurable CPU. A user's
+   * MALLOC_ARENA_MAX still wins. */
+  if (!getenv("MALLOC_ARENA_MAX"))
+    mallopt(M_ARENA_MAX, 2);
   /* Every thread the components start inherits this mask, so the signals reach sigwait here. */
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
@@ -166,8 +222,12 @@ static int run(const char *config_path, bool validate_only) {
     otc_cfg_free(root);
     return 1;
   }
-  int sig = 0;
-  while (sigwait(&stop_signals, &sig) != 0) {
+  struct timespec settle = {.tv_sec = SETTLE_S, .tv_nsec = 0};
+  int sig = sigtimedwait(&stop_signals, NULL, &settle);
+  if (sig < 0) {
+    release_startup_pages();
+    while (sigwait(&stop_signals, &sig) != 0) {
+    }
   }
   otc_info(NULL, "received signal %d, shutting down", sig);
   pthread_t watchdog;

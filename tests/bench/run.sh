@@ -15,6 +15,8 @@
 #   BUILD_DIR=build   where collector and tests/bench/* are (COLLECTOR_BIN, BENCH_BIN_DIR override)
 #   REF_BIN=.tools/otelcol-ref   REFERENCE=0 to skip it    OUT_DIR=$BUILD_DIR/bench-results
 #   IDLE_WAIT=5       seconds before the idle RSS is read
+#   RSS_RATE=100000   offered rate of one extra run per scenario with a target (512 items/request,
+#                     ours and the reference) for the "peak RSS at 100k items/s" column; 0 skips it
 #
 # What is measured: the collector's utime+stime from /proc/PID/stat (so the load generator's and
 # the sink's CPU do not count) from just before the load starts until the sink has received
@@ -34,6 +36,7 @@ ATTRS=${ATTRS:-10}
 EXPORT_COMPRESSION=${EXPORT_COMPRESSION:-none}
 PROCESSORS=${PROCESSORS:-"memory_limiter, batch"}
 IDLE_WAIT=${IDLE_WAIT:-5}
+RSS_RATE=${RSS_RATE:-100000}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-60}
 BUILD_DIR=${BUILD_DIR:-$root/build}
 case $BUILD_DIR in /*) ;; *) BUILD_DIR=$root/$BUILD_DIR ;; esac
@@ -304,11 +307,25 @@ run_one() {
     [ "$impl" = ref ] && bin=$REF_BIN
     ename=$(exporter_name "$bin" "$canon")
     if [ "$check" != - ]; then
-      "$SINK" --grpc "127.0.0.1:$sgrpc" --http "$shttp" 2>"$WORK/$tag.sink.log" &
-      sink_pid=$!
-      PIDS+=("$sink_pid")
-      wait_port "$shttp" "$sink_pid" && wait_port "$sgrpc" "$sink_pid" ||
-        { fail "$tag: the sink did not start"; return; }
+      # On a shared machine another process may take a port between the check and the bind: the
+      # sink gets two more tries on fresh ports.
+      local try
+      for try in 1 2 3; do
+        "$SINK" --grpc "127.0.0.1:$sgrpc" --http "$shttp" 2>"$WORK/$tag.sink.log" &
+        sink_pid=$!
+        PIDS+=("$sink_pid")
+        if wait_port "$shttp" "$sink_pid" && wait_port "$sgrpc" "$sink_pid"; then break; fi
+        kill -0 "$sink_pid" 2>/dev/null && stop_proc "$sink_pid" 5
+        forget_pid "$sink_pid"
+        sink_pid=""
+        sgrpc=$(free_port)
+        shttp=$(free_port)
+      done
+      if [ -z "$sink_pid" ]; then
+        cp "$WORK/$tag.sink.log" "$OUT_DIR/" 2>/dev/null || true
+        fail "$tag: the sink did not start (log: $OUT_DIR/$tag.sink.log)"
+        return
+      fi
     fi
     write_config "$impl" "$signal" "$ename" "$canon" "$rgrpc" "$rhttp" "$mport" "$sgrpc" "$shttp" >"$cfg"
     "$bin" --config "$cfg" >"$log" 2>&1 &
@@ -331,7 +348,7 @@ run_one() {
   cpu0=$(cpu_ticks "$pid")
   t0=$(date +%s.%N)
   out=$("$LOADGEN" --protocol "$proto" --signal "$signal" --endpoint "$endpoint" \
-    --items-per-request "$size" --rate "$RATE" --duration "$DURATION" --workers "$WORKERS" \
+    --items-per-request "$size" --rate "$RUN_RATE" --duration "$DURATION" --workers "$WORKERS" \
     --attributes "$ATTRS" 2>>"$WORK/$tag.loadgen.log") || { fail "$tag: loadgen failed"; }
   accepted=$(jq -r '.items_accepted // 0' <<<"$out")
   accepted=${accepted:-0}
@@ -395,18 +412,20 @@ run_one() {
     [ -f "$cfg" ] && cp "$cfg" "$OUT_DIR/$tag.yaml"
   fi
   jq -c --arg scen "$scen" --arg impl "$impl" --argjson size "$size" --argjson rep "$rep" \
+    --argjson rate "$RUN_RATE" \
     --argjson cpu "$(awk -v a="$cpu0" -v b="$cpu1" -v t="$CLK_TCK" 'BEGIN { print (b - a) / t }')" \
     --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
     --argjson hwm "${hwm:-0}" --argjson rss "${rss:-0}" --arg status "$status" --arg note "$note" \
     --arg exporter "${ename:--}" \
-    '{scenario: $scen, impl: $impl, size: $size, rep: $rep, status: $status, exporter: $exporter,
+    '{scenario: $scen, impl: $impl, size: $size, rep: $rep, rate: $rate, status: $status,
+      exporter: $exporter,
       cpu_s: $cpu, window_s: $wall, peak_rss_kb: $hwm, rss_kb: $rss, note: $note,
       items_sent: .items_sent, items_accepted: .items_accepted,
       items_per_s: .items_per_s, p50_us: .latency_us.p50, p99_us: .latency_us.p99,
       refused: .requests_refused, failed: .requests_failed,
       items_per_cpu_s: (if $cpu > 0 then .items_accepted / $cpu else null end)}' \
     <<<"$out" >>"$RESULTS"
-  tail -n 1 "$RESULTS" | jq -r '"  \(.scenario) \(.impl) \(.size)/req #\(.rep): \(.items_per_s | floor) items/s, cpu \(.cpu_s) s, \(if .items_per_cpu_s then (.items_per_cpu_s | floor) else "-" end) items/CPU-s, peak RSS \(.peak_rss_kb / 1024 | . * 10 | floor / 10) MiB, p50 \(.p50_us) us, p99 \(.p99_us) us [\(.status)] \(.note)"'
+  tail -n 1 "$RESULTS" | jq -r '"  \(.scenario) \(.impl) \(.size)/req @\(.rate)/s #\(.rep): \(.items_per_s | floor) items/s, cpu \(.cpu_s) s, \(if .items_per_cpu_s then (.items_per_cpu_s | floor) else "-" end) items/CPU-s, peak RSS \(.peak_rss_kb / 1024 | . * 10 | floor / 10) MiB, p50 \(.p50_us) us, p99 \(.p99_us) us [\(.status)] \(.note)"'
 }
 
 # Idle RSS with the default config (ours) or its equivalent (reference).
@@ -465,6 +484,8 @@ echo "offered $RATE items/s for $DURATION, sizes: $SIZES, $WORKERS loadgen worke
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 NOTES=()
+RUN_RATE=$RATE
+RSS_RUNS=()
 for scen in "${SELECTED[@]}"; do
   read -r _ proto signal canon check target <<<"$(scenario_row "$scen")"
   if [ "$scen" = idle ]; then
@@ -493,6 +514,9 @@ for scen in "${SELECTED[@]}"; do
     fi
   fi
   [ ${#impls[@]} -eq 0 ] && { echo "== $scen: skipped"; continue; }
+  if [ "$target" != - ] && [ "$target" != floor ] && [ "$RSS_RATE" != 0 ]; then
+    for impl in "${impls[@]}"; do RSS_RUNS+=("$scen $impl"); done
+  fi
   for size in $SIZES; do
     echo "== $scen, $size items/request"
     # Repetitions interleave the implementations, so that both see the same machine.
@@ -504,27 +528,41 @@ for scen in "${SELECTED[@]}"; do
   done
 done
 
+# Peak RSS at the higher rate the targets are stated for: one run each, 512 items/request.
+if [ ${#RSS_RUNS[@]} -gt 0 ]; then
+  echo "== peak RSS at $RSS_RATE items/s offered, 512 items/request"
+  RUN_RATE=$RSS_RATE
+  for r in "${RSS_RUNS[@]}"; do
+    read -r scen impl <<<"$r"
+    run_one "$scen" "$impl" 512 1
+  done
+  RUN_RATE=$RATE
+fi
+
 # --- the table: medians over the repetitions ---
 SUMMARY=$OUT_DIR/summary.md
 jq -s -r --argjson targets "$(
   awk -F'|' 'NF > 1 { gsub(/ /, "", $1); gsub(/ /, "", $6); printf "%s\"%s\":\"%s\"", (n++ ? "," : "{"), $1, $6 }
     END { print "}" }' <<<"$SCENARIOS_TABLE"
-)" --arg rate "$RATE" --arg dur "$DURATION" '
+)" --argjson rate "$RATE" --argjson rssrate "$RSS_RATE" --arg dur "$DURATION" '
   def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
     else (.[length / 2 - 1] + .[length / 2]) / 2 end;
   def fmt: if . == null then "-" elif . >= 1000000 then "\(. / 10000 | round / 100)M"
     elif . >= 1000 then "\(. / 100 | round / 10)k" else "\(. | round)" end;
   def mib: if . == null then "-" else "\(. / 1024 | . * 10 | round / 10)" end;
   def ratio($a; $b): if $a == null or $b == null or $b == 0 then "-" else "\($a / $b | . * 100 | round / 100)x" end;
-  group_by([.scenario, .size, .impl]) | map({
+  (map(select(.scenario != "idle" and (.rate // $rate) == $rssrate and $rssrate != $rate))
+    | map({key: "\(.scenario)|\(.impl)", value: .peak_rss_kb}) | from_entries) as $rss100
+  | map(select(.scenario == "idle" or (.rate // $rate) == $rate))
+  | group_by([.scenario, .size, .impl]) | map({
       scenario: .[0].scenario, size: .[0].size, impl: .[0].impl, n: length,
       bad: (map(select(.status != "ok")) | length),
       ips: (map(.items_per_s // empty) | median), ipc: (map(.items_per_cpu_s // empty) | median),
       hwm: (map(.peak_rss_kb) | median), rss: (map(.rss_kb) | median),
       p50: (map(.p50_us // empty) | median), p99: (map(.p99_us // empty) | median)}) as $rows
   | ($rows | map(select(.scenario == "floor-grpc" and .size == 512)) | .[0].ipc) as $floor512
-  | "| scenario | items/req | impl | items/s | items per CPU-s | peak RSS MiB | p50 µs | p99 µs | vs reference | vs target | runs |",
-    "|---|---|---|---|---|---|---|---|---|---|---|",
+  | "| scenario | items/req | impl | items/s | items per CPU-s | peak RSS MiB | peak RSS MiB @\($rssrate / 1000)k/s | p50 µs | p99 µs | vs reference | vs target | runs |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ($rows[] | . as $r
       | ($rows | map(select(.scenario == $r.scenario and .size == $r.size and .impl == "ref")) | .[0]) as $ref
       | ($targets[$r.scenario]) as $t
@@ -532,14 +570,15 @@ jq -s -r --argjson targets "$(
          elif $t == "floor" then (if $floor512 then $floor512 / 1.3 else null end)
          elif $t == "-" or $t == null then null else ($t | tonumber) end) as $tv
       | if $r.scenario == "idle" then
-          "| idle (default config) | - | \($r.impl) | - | - | \($r.rss | mib) (RSS) | - | - | \(if $r.impl == "ours" and $ref then ratio($r.rss; $ref.rss) else "-" end) | \(if $r.impl == "ours" then "≤ 8 MiB" else "-" end) | \($r.n) |"
+          "| idle (default config) | - | \($r.impl) | - | - | \($r.rss | mib) (RSS) | - | - | - | \(if $r.impl == "ours" and $ref then ratio($r.rss; $ref.rss) else "-" end) | \(if $r.impl == "ours" then "≤ 8 MiB" else "-" end) | \($r.n) |"
         else
-          "| \($r.scenario) | \($r.size) | \($r.impl) | \($r.ips | fmt) | \($r.ipc | fmt) | \($r.hwm | mib) | \($r.p50 | fmt) | \($r.p99 | fmt) | \(if $r.impl == "ours" and $ref then ratio($r.ipc; $ref.ipc) else "-" end) | \(if $tv then "\(ratio($r.ipc; $tv)) of \($tv | fmt)\(if $t != "floor" then (if $r.hwm <= 32768 then ", RSS ≤ 32 ok" else ", RSS > 32" end) else "" end)" else "-" end) | \($r.n)\(if $r.bad > 0 then " (\($r.bad) FAILED)" else "" end) |"
+          ($rss100["\($r.scenario)|\($r.impl)"]) as $h100
+          | "| \($r.scenario) | \($r.size) | \($r.impl) | \($r.ips | fmt) | \($r.ipc | fmt) | \($r.hwm | mib) | \(if $r.size == 512 then ($h100 | mib) else "-" end) | \($r.p50 | fmt) | \($r.p99 | fmt) | \(if $r.impl == "ours" and $ref then ratio($r.ipc; $ref.ipc) else "-" end) | \(if $tv then "\(ratio($r.ipc; $tv)) of \($tv | fmt)\(if $t != "floor" then (($h100 // $r.hwm) as $h | if $h <= 32768 then ", RSS ≤ 32 ok" else ", RSS > 32" end) else "" end)" else "-" end) | \($r.n)\(if $r.bad > 0 then " (\($r.bad) FAILED)" else "" end) |"
         end)
 ' "$RESULTS" >"$SUMMARY"
 
 echo
-echo "Medians of $REPS runs; offered $RATE items/s for $DURATION; items per CPU-s = items accepted / collector (or do-nothing server) utime+stime."
+echo "Medians of $REPS runs; offered $RATE items/s for $DURATION; items per CPU-s = items accepted / collector (or do-nothing server) utime+stime; the @$RSS_RATE column is one run at that offered rate."
 cat "$SUMMARY"
 for n in "${NOTES[@]+"${NOTES[@]}"}"; do echo "note: $n"; done
 echo "raw runs: $RESULTS; table: $SUMMARY"
