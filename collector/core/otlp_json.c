@@ -19,6 +19,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "core/errors.h"
+#include "core/pb_varint.h"
 #include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
@@ -295,25 +296,6 @@ static unsigned wire_type(ProtobufCType t) {
   }
 }
 
-static size_t put_varint(uint8_t *p, uint64_t v) {
-  size_t n = 0;
-  while (v >= 0x80) {
-    p[n++] = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  p[n++] = (uint8_t)v;
-  return n;
-}
-
-static size_t varint_size(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    n++;
-  }
-  return n;
-}
-
 /* Builds (once) the table of d and of every message type reachable from it; NULL if a bound is
  * exceeded. A recursive type (AnyValue -> ArrayValue -> AnyValue) finds its own table, which is
  * registered before its fields are filled. */
@@ -341,8 +323,8 @@ static const struct mtab *table_for(const ProtobufCMessageDescriptor *d) {
     camel_name(f->name, e->camel, sizeof e->camel);
     e->camel_len = strlen(e->camel);
     e->packed = f->label == PROTOBUF_C_LABEL_REPEATED && (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED);
-    e->tag_len =
-        (uint8_t)put_varint(e->tag, (uint64_t)f->id << 3 | (e->packed ? 2 : wire_type(f->type)));
+    e->tag_len = (uint8_t)otc_put_varint_n(e->tag, (uint64_t)f->id << 3 |
+                                                       (e->packed ? 2 : wire_type(f->type)));
     e->hex_len = f->type == PROTOBUF_C_TYPE_BYTES ? (uint8_t)hex_id_length(f) : 0;
     e->omit_default =
         f->label == PROTOBUF_C_LABEL_NONE && !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF);
@@ -884,7 +866,7 @@ static bool put_bytes(struct j2p *c, const struct fent *fe, const struct jval *v
     memcpy(o, fe->tag, fe->tag_len);
     o += fe->tag_len;
   }
-  o += put_varint(o, len);
+  o += otc_put_varint_n(o, len);
   if (fe->hex_len) {
     for (size_t i = 0; i < len; i++)
       o[i] = (uint8_t)(hex_value(s[2 * i]) << 4 | hex_value(s[2 * i + 1]));
@@ -998,7 +980,7 @@ static bool put_scalar(struct j2p *c, const struct fent *fe, const struct jval *
       memcpy(c->buf + c->len, fe->tag, fe->tag_len);
       c->len += fe->tag_len;
     }
-    c->len += put_varint(c->buf + c->len, v->n);
+    c->len += otc_put_varint_n(c->buf + c->len, v->n);
     memcpy(c->buf + c->len, v->s, v->n);
     c->len += v->n;
     return true;
@@ -1019,7 +1001,7 @@ static bool put_scalar(struct j2p *c, const struct fent *fe, const struct jval *
     o += fe->tag_len;
   }
   if (enc == VARINT) {
-    o += put_varint(o, bits);
+    o += otc_put_varint_n(o, bits);
   } else {
     int nb = enc == FIXED32 ? 4 : 8;
     for (int i = 0; i < nb; i++)
@@ -1128,14 +1110,14 @@ static int open_array(struct j2p *c, const struct fent *fe, uint8_t variant) {
 /* Writes the length of the content that begins at start into the byte reserved before it,
  * moving the content up when the length needs more than one byte. */
 static bool finish_length(struct j2p *c, size_t start) {
-  size_t n = c->len - start, k = varint_size(n);
+  size_t n = c->len - start, k = otc_varint_size(n);
   if (k > 1) {
     if (!reserve(c, k - 1))
       return false;
     memmove(c->buf + start + k - 1, c->buf + start, n);
     c->len += k - 1;
   }
-  put_varint(c->buf + start - 1, n);
+  otc_put_varint_n(c->buf + start - 1, n);
   return true;
 }
 
@@ -1193,6 +1175,10 @@ static int order_fields(struct j2p *c, struct frame *m) {
     if (sel[fi] < 0)
       continue;
     const struct entry *s = &e[sel[fi]];
+    /* A field left out as its default has an empty entry; with nothing else to move, scratch may
+     * still be NULL, and offsetting a null pointer is undefined even by 0. */
+    if (s->end == s->start)
+      continue;
     memcpy(c->scratch + o, c->buf + s->start, s->end - s->start);
     o += s->end - s->start;
   }
