@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/errors.h"
+#include "core/pb_varint.h"
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
@@ -116,25 +117,6 @@ static enum rd next_field(const uint8_t *p, const uint8_t *end, struct field *f)
   f->vlen = (size_t)(p - f->val);
   f->end = p;
   return RD_OK;
-}
-
-static size_t varint_size(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    n++;
-  }
-  return n;
-}
-
-static size_t put_varint(uint8_t *p, uint64_t v) {
-  size_t n = 0;
-  while (v >= 0x80) {
-    p[n++] = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  p[n++] = (uint8_t)v;
-  return n;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1038,12 +1020,12 @@ static int put(struct walker *w, const void *src, size_t n) {
  * for its length at len_at: writes the shortest varint there and moves the content down to it. */
 static int close_len(uint8_t *out, size_t len_at, size_t content_start, size_t *n) {
   size_t c = *n - content_start;
-  size_t v = varint_size(c);
+  size_t v = otc_varint_size(c);
   if (v > content_start - len_at)
     return OTC_ERR_INVALID; /* cannot happen: a share is never longer than the whole */
   if (len_at + v != content_start)
     memmove(out + len_at + v, out + content_start, c);
-  put_varint(out + len_at, c);
+  otc_put_varint_n(out + len_at, c);
   *n = len_at + v + c;
   return 0;
 }
@@ -1055,7 +1037,7 @@ static int open_len(struct walker *w, const struct field *f, size_t *len_at) {
   if (rc != 0)
     return rc;
   *len_at = w->n;
-  size_t room = varint_size(f->vlen);
+  size_t room = otc_varint_size(f->vlen);
   if (room > w->cap - w->n)
     return OTC_ERR_INVALID;
   w->n += room;

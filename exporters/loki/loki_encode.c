@@ -28,6 +28,7 @@
 #include "core/errors.h"
 #include "core/memory.h"
 #include "core/otlp_wire.h"
+#include "core/pb_varint.h"
 
 #include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
 
@@ -1229,32 +1230,9 @@ static int translate(struct enc *e, const LogsRequest *req, struct streams *st, 
  * proto3 (ascending field numbers, empty strings and zero numbers left out, the timestamp always
  * present), so the bytes are the same. */
 
-static size_t varint_size(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    n++;
-  }
-  return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = (uint8_t)v;
-  return p;
-}
-
-/* A length-delimited field of n bytes (its tag is one byte: field numbers below 16). */
-static size_t ld_size(size_t n) {
-  return 1 + varint_size(n) + n;
-}
-
 static size_t str_field_size(const char *s) {
   size_t n = strlen(s);
-  return n ? ld_size(n) : 0;
+  return n ? otc_ld_size(n) : 0;
 }
 
 static uint8_t *put_str_field(uint8_t *p, unsigned field, const char *s) {
@@ -1262,7 +1240,7 @@ static uint8_t *put_str_field(uint8_t *p, unsigned field, const char *s) {
   if (n == 0)
     return p;
   *p++ = (uint8_t)(field << 3 | 2);
-  p = put_varint(p, n);
+  p = otc_put_varint(p, n);
   memcpy(p, s, n);
   return p + n;
 }
@@ -1274,14 +1252,14 @@ static size_t pair_size(const struct kv *kv) {
 static size_t pairs_size(const struct kv *v, size_t n) {
   size_t total = 0;
   for (size_t i = 0; i < n; i++)
-    total += ld_size(pair_size(&v[i]));
+    total += otc_ld_size(pair_size(&v[i]));
   return total;
 }
 
 static uint8_t *put_pairs(uint8_t *p, const struct kv *v, size_t n) {
   for (size_t i = 0; i < n; i++) {
     *p++ = 3 << 3 | 2;
-    p = put_varint(p, pair_size(&v[i]));
+    p = otc_put_varint(p, pair_size(&v[i]));
     p = put_str_field(p, 1, v[i].name);
     p = put_str_field(p, 2, v[i].value);
   }
@@ -1304,7 +1282,7 @@ static bool kvs_wire(struct enc *e, struct kvs *k) {
 
 static size_t timestamp_size(uint64_t ts) {
   uint64_t sec = ts / 1000000000u, nanos = ts % 1000000000u;
-  return (sec ? 1 + varint_size(sec) : 0) + (nanos ? 1 + varint_size(nanos) : 0);
+  return (sec ? 1 + otc_varint_size(sec) : 0) + (nanos ? 1 + otc_varint_size(nanos) : 0);
 }
 
 static int encode_protobuf(struct enc *e, const struct streams *st, uint8_t **out,
@@ -1318,12 +1296,12 @@ static int encode_protobuf(struct enc *e, const struct streams *st, uint8_t **ou
       struct entry *en = &s->e[k];
       if (!kvs_wire(e, en->res) || !kvs_wire(e, en->scope))
         return OTC_ERR_NOMEM;
-      en->size = ld_size(timestamp_size(en->ts)) + str_field_size(en->line) +
+      en->size = otc_ld_size(timestamp_size(en->ts)) + str_field_size(en->line) +
                  pairs_size(en->own, en->n_own) + (en->res ? en->res->wire_len : 0) +
                  (en->scope ? en->scope->wire_len : 0);
-      ssize += ld_size(en->size);
+      ssize += otc_ld_size(en->size);
     }
-    total += ld_size(ssize);
+    total += otc_ld_size(ssize);
   }
   uint8_t *buf = malloc(total ? total : 1);
   if (!buf)
@@ -1334,24 +1312,24 @@ static int encode_protobuf(struct enc *e, const struct streams *st, uint8_t **ou
     const struct stream *s = &st->s[i];
     size_t ssize = str_field_size(s->selector);
     for (size_t k = 0; k < s->n; k++)
-      ssize += ld_size(s->e[k].size);
+      ssize += otc_ld_size(s->e[k].size);
     *p++ = 1 << 3 | 2;
-    p = put_varint(p, ssize);
+    p = otc_put_varint(p, ssize);
     p = put_str_field(p, 1, s->selector);
     for (size_t k = 0; k < s->n; k++) {
       const struct entry *en = &s->e[k];
       *p++ = 2 << 3 | 2;
-      p = put_varint(p, en->size);
+      p = otc_put_varint(p, en->size);
       uint64_t sec = en->ts / 1000000000u, nanos = en->ts % 1000000000u;
       *p++ = 1 << 3 | 2;
-      p = put_varint(p, timestamp_size(en->ts));
+      p = otc_put_varint(p, timestamp_size(en->ts));
       if (sec) {
         *p++ = 1 << 3;
-        p = put_varint(p, sec);
+        p = otc_put_varint(p, sec);
       }
       if (nanos) {
         *p++ = 2 << 3;
-        p = put_varint(p, nanos);
+        p = otc_put_varint(p, nanos);
       }
       p = put_str_field(p, 2, en->line);
       p = put_pairs(p, en->own, en->n_own);

@@ -18,6 +18,7 @@
 #include "core/errors.h"
 #include "core/memory.h"
 #include "core/otlp_wire.h"
+#include "core/pb_varint.h"
 
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
 #include "prometheus/remote.pb-c.h"
@@ -2383,55 +2384,33 @@ static size_t sort_histograms(Prometheus__Histogram **v, size_t n) {
   return o;
 }
 
-static size_t varint_len(size_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    n++;
-  }
-  return n;
-}
-
 /* A series is written directly rather than through protobuf-c's generic size and pack passes,
  * which cost more than the translation: labels from their interned lengths, samples field by
  * field, and only the rare histograms and exemplars through protobuf-c. The fields come as
  * protobuf-c packs proto3 (in field order, zero numbers and empty strings left out), so the bytes
  * are the same. */
 
-static uint8_t *put_varint(uint8_t *p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = (uint8_t)v;
-  return p;
-}
-
-/* A length-delimited field with a one-byte tag (field numbers below 16). */
-static size_t ld_len(size_t n) {
-  return 1 + varint_len(n) + n;
-}
-
 static size_t ilabel_len(const struct ilabel *l) {
-  return (l->name_len ? ld_len(l->name_len) : 0) + (l->value_len ? ld_len(l->value_len) : 0);
+  return (l->name_len ? otc_ld_size(l->name_len) : 0) +
+         (l->value_len ? otc_ld_size(l->value_len) : 0);
 }
 
 static size_t sample_len(const struct sample *sm) {
   /* protobuf-c leaves out a double that compares equal to 0 (so -0 too). */
-  return (sm->v != 0 ? 9 : 0) + (sm->ts != 0 ? 1 + varint_len((uint64_t)sm->ts) : 0);
+  return (sm->v != 0 ? 9 : 0) + (sm->ts != 0 ? 1 + otc_varint_size((uint64_t)sm->ts) : 0);
 }
 
 /* The packed size of the TimeSeries of s. */
 static size_t series_len(const struct series *s) {
   size_t n = 0;
   for (size_t i = 0; i < s->n_labels; i++)
-    n += ld_len(ilabel_len((const struct ilabel *)s->labels[i]));
+    n += otc_ld_size(ilabel_len((const struct ilabel *)s->labels[i]));
   for (size_t i = 0; i < s->n_samples; i++)
-    n += ld_len(sample_len(&s->samples[i]));
+    n += otc_ld_size(sample_len(&s->samples[i]));
   for (size_t i = 0; i < s->n_exemplars; i++)
-    n += ld_len(prometheus__exemplar__get_packed_size(s->exemplars[i]));
+    n += otc_ld_size(prometheus__exemplar__get_packed_size(s->exemplars[i]));
   for (size_t i = 0; i < s->n_hists; i++)
-    n += ld_len(prometheus__histogram__get_packed_size(s->hists[i]));
+    n += otc_ld_size(prometheus__histogram__get_packed_size(s->hists[i]));
   return n;
 }
 
@@ -2439,7 +2418,7 @@ static uint8_t *put_bytes_field(uint8_t *p, unsigned field, const char *s, size_
   if (n == 0)
     return p;
   *p++ = (uint8_t)(field << 3 | 2);
-  p = put_varint(p, n);
+  p = otc_put_varint(p, n);
   memcpy(p, s, n);
   return p + n;
 }
@@ -2447,18 +2426,18 @@ static uint8_t *put_bytes_field(uint8_t *p, unsigned field, const char *s, size_
 /* Writes s as WriteRequest field 1 (len: series_len(s)). */
 static uint8_t *put_series(uint8_t *p, const struct series *s, size_t len) {
   *p++ = 1 << 3 | 2;
-  p = put_varint(p, len);
+  p = otc_put_varint(p, len);
   for (size_t i = 0; i < s->n_labels; i++) {
     const struct ilabel *l = (const struct ilabel *)s->labels[i];
     *p++ = 1 << 3 | 2;
-    p = put_varint(p, ilabel_len(l));
+    p = otc_put_varint(p, ilabel_len(l));
     p = put_bytes_field(p, 1, l->pb.name, l->name_len);
     p = put_bytes_field(p, 2, l->pb.value, l->value_len);
   }
   for (size_t i = 0; i < s->n_samples; i++) {
     const struct sample *sm = &s->samples[i];
     *p++ = 2 << 3 | 2;
-    p = put_varint(p, sample_len(sm));
+    p = otc_put_varint(p, sample_len(sm));
     if (sm->v != 0) {
       uint64_t bits;
       memcpy(&bits, &sm->v, sizeof bits);
@@ -2468,17 +2447,17 @@ static uint8_t *put_series(uint8_t *p, const struct series *s, size_t len) {
     }
     if (sm->ts != 0) {
       *p++ = 2 << 3;
-      p = put_varint(p, (uint64_t)sm->ts);
+      p = otc_put_varint(p, (uint64_t)sm->ts);
     }
   }
   for (size_t i = 0; i < s->n_exemplars; i++) {
     *p++ = 3 << 3 | 2;
-    p = put_varint(p, prometheus__exemplar__get_packed_size(s->exemplars[i]));
+    p = otc_put_varint(p, prometheus__exemplar__get_packed_size(s->exemplars[i]));
     p += prometheus__exemplar__pack(s->exemplars[i], p);
   }
   for (size_t i = 0; i < s->n_hists; i++) {
     *p++ = 4 << 3 | 2;
-    p = put_varint(p, prometheus__histogram__get_packed_size(s->hists[i]));
+    p = otc_put_varint(p, prometheus__histogram__get_packed_size(s->hists[i]));
     p += prometheus__histogram__pack(s->hists[i], p);
   }
   return p;
@@ -2550,7 +2529,7 @@ static int emit(struct tr *t) {
     if (s->n_samples == 0 && s->n_hists == 0)
       continue;
     body[n] = series_len(s);
-    entry[n] = ld_len(body[n]);
+    entry[n] = otc_ld_size(body[n]);
     all[n++] = s;
   }
   int rc;
@@ -2574,7 +2553,7 @@ static int emit(struct tr *t) {
   size = 0;
   for (size_t i = 0; i < t->n_meta; i++) {
     size_t sz = prometheus__metric_metadata__get_packed_size(t->meta[i]);
-    size_t e = 1 + varint_len(sz) + sz;
+    size_t e = 1 + otc_varint_size(sz) + sz;
     if (i > start && size + e > max) {
       if ((rc = add_request(t, NULL, NULL, 0, t->meta + start, i - start, size)) != 0)
         return rc;
