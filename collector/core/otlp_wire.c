@@ -367,6 +367,42 @@ __attribute__((format(printf, 2, 3))) static int scan_fail(struct scan *c, const
   return OTC_ERR_INVALID;
 }
 
+/* Counts one message the scanners finished: resources, scopes, metrics, items (a metric's data
+ * points), and spans or log records whose ids have the wrong length. Both scanners count through
+ * here so that their counts cannot drift apart. */
+static void count_message(struct otc_wire_stats *st, enum msg t, size_t data_points,
+                          const size_t id_len[2]) {
+  switch (t) {
+  case M_RES_SPANS:
+  case M_RES_METRICS:
+  case M_RES_LOGS:
+    st->resources++;
+    break;
+  case M_SCOPE_SPANS:
+  case M_SCOPE_METRICS:
+  case M_SCOPE_LOGS:
+    st->scopes++;
+    break;
+  case M_METRIC:
+    st->metrics++;
+    st->items += data_points;
+    break;
+  case M_SPAN:
+    st->items++;
+    if (id_len[0] != 16 || id_len[1] != 8)
+      st->invalid_items++;
+    break;
+  case M_LOG:
+    st->items++;
+    /* An empty id is an absent one. */
+    if ((id_len[0] != 0 && id_len[0] != 16) || (id_len[1] != 0 && id_len[1] != 8))
+      st->invalid_items++;
+    break;
+  default:
+    break;
+  }
+}
+
 static int field_fail(struct scan *c, enum msg t, const struct field *f, enum rd rc) {
   size_t at = (size_t)(f->err_at - c->buf);
   switch (rc) {
@@ -497,36 +533,7 @@ static int scan_msg(struct scan *c, enum msg t, const uint8_t *p, size_t len, in
       break;
     }
   }
-  struct otc_wire_stats *st = c->st;
-  switch (t) {
-  case M_RES_SPANS:
-  case M_RES_METRICS:
-  case M_RES_LOGS:
-    st->resources++;
-    break;
-  case M_SCOPE_SPANS:
-  case M_SCOPE_METRICS:
-  case M_SCOPE_LOGS:
-    st->scopes++;
-    break;
-  case M_METRIC:
-    st->metrics++;
-    st->items += data_points;
-    break;
-  case M_SPAN:
-    st->items++;
-    if (id_len[0] != 16 || id_len[1] != 8)
-      st->invalid_items++;
-    break;
-  case M_LOG:
-    st->items++;
-    /* An empty id is an absent one. */
-    if ((id_len[0] != 0 && id_len[0] != 16) || (id_len[1] != 0 && id_len[1] != 8))
-      st->invalid_items++;
-    break;
-  default:
-    break;
-  }
+  count_message(c->st, t, data_points, id_len);
   return 0;
 }
 
@@ -816,35 +823,7 @@ static inline __attribute__((always_inline)) bool fast_body(struct fast *c, enum
       return false;
     }
   }
-  struct otc_wire_stats *st = c->st;
-  switch (t) {
-  case M_RES_SPANS:
-  case M_RES_METRICS:
-  case M_RES_LOGS:
-    st->resources++;
-    break;
-  case M_SCOPE_SPANS:
-  case M_SCOPE_METRICS:
-  case M_SCOPE_LOGS:
-    st->scopes++;
-    break;
-  case M_METRIC:
-    st->metrics++;
-    st->items += data_points;
-    break;
-  case M_SPAN:
-    st->items++;
-    if (id_len[0] != 16 || id_len[1] != 8)
-      st->invalid_items++;
-    break;
-  case M_LOG:
-    st->items++;
-    if ((id_len[0] != 0 && id_len[0] != 16) || (id_len[1] != 0 && id_len[1] != 8))
-      st->invalid_items++;
-    break;
-  default:
-    break;
-  }
+  count_message(c->st, t, data_points, id_len);
   return true;
 }
 
