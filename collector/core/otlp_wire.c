@@ -688,7 +688,7 @@ static inline bool fast_len(const uint8_t **pp, const uint8_t *end, const uint8_
  * holding one scalar member (or none), the value's length in one byte. True when [p, end) is
  * exactly that; false leaves the verdict to fast_kv, which takes any KeyValue. Inlined into the
  * loop of the messages that hold attributes, so that they cost no call. */
-static inline bool kv_scalar(const uint8_t *p, const uint8_t *end) {
+static inline __attribute__((always_inline)) bool kv_scalar(const uint8_t *p, const uint8_t *end) {
   size_t n = (size_t)(end - p);
   if (n < 4 || p[0] != 0x0a || p[1] >= 0x80 || (size_t)p[1] + 4 > n)
     return false;
@@ -745,6 +745,7 @@ static inline __attribute__((always_inline)) bool fast_body(struct fast *c, enum
         return false;
       num = (uint32_t)(v >> 3);
       op = op_for(t, num, (unsigned)(v & 7));
+      tag = 0x100; /* no one-byte tag equals it: the attribute run below takes one */
     }
     const uint8_t *val;
     size_t vlen, sub = 0;
@@ -790,9 +791,22 @@ static inline __attribute__((always_inline)) bool fast_body(struct fast *c, enum
       if (!fast_len(&p, end, &val, &vlen))
         return false;
       enum msg child = (enum msg)schema[t][num].msg;
-      bool ok = child == M_KV    ? kv_scalar(val, val + vlen) || fast_kv(c, val, val + vlen, depth)
-                : child == M_ANY ? fast_any(c, val, val + vlen, depth)
-                                 : fast_msg(c, child, val, val + vlen, depth, &sub);
+      if (child == M_KV) {
+        /* Attributes come in runs of one tag, most of them shorter than 128 bytes: the run is
+         * read here, without a trip through the dispatch above for each one. */
+        for (;;) {
+          if (!kv_scalar(val, val + vlen) && !fast_kv(c, val, val + vlen, depth))
+            return false;
+          if (end - p < 2 || p[0] != tag || p[1] >= 0x80 || p[1] > (size_t)(end - p) - 2)
+            break;
+          vlen = p[1];
+          val = p + 2;
+          p = val + vlen;
+        }
+        break;
+      }
+      bool ok = child == M_ANY ? fast_any(c, val, val + vlen, depth)
+                               : fast_msg(c, child, val, val + vlen, depth, &sub);
       if (!ok)
         return false;
       break;

@@ -899,9 +899,11 @@ static void usage(FILE *f) {
   fprintf(f, "usage: loadgen [--protocol grpc|http|http-json] [--signal traces|metrics|logs]\n"
              "               [--endpoint HOST:PORT] [--items-per-request N] [--rate ITEMS_PER_S]\n"
              "               [--duration 10s] [--workers N] [--attributes N] [--distinct N]\n"
-             "               [--timeout-ms N] [--gzip]\n"
+             "               [--timeout-ms N] [--gzip] [--dump FILE]\n"
              "--rate 0 sends as fast as the workers can (one request in flight per worker).\n"
-             "Prints one JSON line of results on stdout and a summary on stderr.\n");
+             "Prints one JSON line of results on stdout and a summary on stderr.\n"
+             "--dump FILE writes the first request body (as it would be sent) to FILE and exits:\n"
+             "input for the instruction-count benchmarks (tests/bench/wire_bench.c).\n");
 }
 
 int main(int argc, char **argv) {
@@ -930,11 +932,13 @@ int main(int argc, char **argv) {
       {"distinct", required_argument, NULL, 'D'},
       {"timeout-ms", required_argument, NULL, 't'},
       {"gzip", no_argument, NULL, 'z'},
+      {"dump", required_argument, NULL, 'o'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
+  const char *dump = NULL;
   int c;
-  while ((c = getopt_long(argc, argv, "p:s:e:i:r:d:w:a:D:t:zh", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "p:s:e:i:r:d:w:a:D:t:zo:h", longopts, NULL)) != -1) {
     switch (c) {
     case 'p':
       if (strcmp(optarg, "grpc") == 0)
@@ -978,6 +982,9 @@ int main(int argc, char **argv) {
     case 'z':
       o.gzip = true;
       break;
+    case 'o':
+      dump = optarg;
+      break;
     case 'h':
       usage(stdout);
       return 0;
@@ -1002,6 +1009,12 @@ int main(int argc, char **argv) {
     build_payloads(&o, w, pls + (size_t)w * (size_t)o.distinct);
   for (int i = 0; i < o.distinct * o.workers; i++)
     total_bytes += pls[i].len;
+  if (dump) {
+    FILE *f = fopen(dump, "wb");
+    if (!f || fwrite(pls[0].data, 1, pls[0].len, f) != pls[0].len || fclose(f) != 0)
+      die("cannot write the request to --dump FILE");
+    return 0;
+  }
 
   if (o.protocol == PROTO_GRPC) {
     grpc_init();

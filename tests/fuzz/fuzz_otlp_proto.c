@@ -5,10 +5,11 @@
  * Input: byte 0 picks the signal (bits 0-1: traces, metrics, logs; 3 is traces again) and the
  * split size (bits 2-7: 1 to 64 items); the rest is the request body.
  *
- * Invariants: cleaning keeps exactly the valid items and yields bytes the scan accepts; the pieces
- * of a split are valid requests of at most the asked size whose items add up to the whole; the
- * receiver accepts a valid request with the same counts and hands on bytes the scan accepts; JSON
- * made from accepted bytes transcodes back to the same JSON; no memory charge outlives the input.
+ * Invariants: the fast and the reference scanner agree; cleaning keeps exactly the valid items and
+ * yields bytes the scan accepts; the pieces of a split are valid requests of at most the asked size
+ * whose items add up to the whole; the receiver accepts a valid request with the same counts and
+ * hands on bytes the scan accepts; JSON made from accepted bytes transcodes back to the same JSON;
+ * no memory charge outlives the input.
  */
 #include <stdint.h>
 #include <string.h>
@@ -113,6 +114,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t *clean = malloc(len ? len : 1);
   FUZZ_CHECK(buf && clean);
   memcpy(buf, data + 1, len);
+
+  /* The validator's two scanners (the fast one and the one that explains a refusal) agree on
+   * every input: the verdict, and on valid input every count. */
+  struct otc_wire_stats fst, rst;
+  int rf = otc_wire__scan_fast(s, buf, len, OTC_WIRE_DEFAULT_MAX_DEPTH, &fst);
+  int rr = otc_wire__scan_reference(s, buf, len, OTC_WIRE_DEFAULT_MAX_DEPTH, &rst, NULL, 0);
+  FUZZ_CHECK(rf == rr);
+  FUZZ_CHECK(rf != 0 || memcmp(&fst, &rst, sizeof fst) == 0);
 
   struct otc_wire_stats st;
   char why[160];
