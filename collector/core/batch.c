@@ -27,7 +27,40 @@ struct otc_batch *otc_batch_wrap(enum otc_signal signal, uint8_t *data, size_t l
   b->len = len;
   b->charged = charged;
   b->data = data;
+  b->parts = NULL;
+  b->n_parts = 0;
   b->received_ns = monotonic_ns();
+  return b;
+}
+
+struct otc_batch *otc_batch_join(enum otc_signal signal, struct otc_batch *const *parts, size_t n) {
+  /* The parts stay charged for their bytes; the join adds only its own bookkeeping. */
+  size_t charge = sizeof(struct otc_batch) + n * sizeof *parts;
+  otc_mem_charge(charge);
+  struct otc_batch *b = malloc(sizeof *b);
+  struct otc_batch **v = malloc((n ? n : 1) * sizeof *v);
+  if (!b || !v) {
+    free(b);
+    free(v);
+    otc_mem_release(charge);
+    return NULL;
+  }
+  atomic_init(&b->refs, 1);
+  b->signal = signal;
+  b->items = 0;
+  b->len = 0;
+  b->charged = charge;
+  b->data = NULL;
+  b->parts = v;
+  b->n_parts = n;
+  b->received_ns = n ? parts[0]->received_ns : monotonic_ns();
+  for (size_t i = 0; i < n; i++) {
+    v[i] = parts[i];
+    b->items += parts[i]->items;
+    b->len += parts[i]->len;
+    if (parts[i]->received_ns < b->received_ns)
+      b->received_ns = parts[i]->received_ns;
+  }
   return b;
 }
 
@@ -72,5 +105,8 @@ void otc_batch_unref(struct otc_batch *b) {
     return;
   otc_mem_release(b->charged);
   free(b->data);
+  for (size_t i = 0; i < b->n_parts; i++)
+    otc_batch_unref(b->parts[i]);
+  free(b->parts);
   free(b);
 }

@@ -22,6 +22,10 @@
 struct otc_consumer {
   int (*consume)(void *ctx, struct otc_batch *b);
   void *ctx;
+  /* The consumer accepts joined batches (batch.h: parts instead of data). The service sets it for
+   * an exporter whose ops say so, and for a fan-out when all of its consumers do; a producer that
+   * joins (the batch processor) reads it from its next consumer. */
+  bool takes_parts;
 };
 
 static inline int otc_consume(const struct otc_consumer *c, struct otc_batch *b) {
@@ -31,19 +35,20 @@ static inline int otc_consume(const struct otc_consumer *c, struct otc_batch *b)
 enum otc_kind { OTC_KIND_RECEIVER, OTC_KIND_PROCESSOR, OTC_KIND_EXPORTER, OTC_KIND_EXTENSION };
 
 struct otc_create_args {
-  const char *id;       /* the component id as configured: "batch", "batch/2", "otlp/in" */
-  const char *pipeline; /* processors: the pipeline id ("traces/2"); NULL for other kinds */
+  const char *id;           /* the component id as configured: "batch", "batch/2", "otlp/in" */
+  const char *pipeline;     /* processors: the pipeline id ("traces/2"); NULL for other kinds */
   enum otc_signal signal;   /* processors: their pipeline's signal */
   struct otc_consumer next; /* processors: the next stage of their pipeline */
   /* receivers: the consumer for each signal; .consume is NULL where no pipeline takes that signal
-   * from this receiver (the receiver then answers that signal's requests with 404/UNIMPLEMENTED). */
+   * from this receiver (the receiver then answers that signal's requests with 404/UNIMPLEMENTED).
+   */
   struct otc_consumer next_by_signal[OTC_SIGNAL_COUNT];
   const struct otc_cfg_node *root; /* the whole config, for references to extensions */
   /* Finds an extension that service::extensions enables (extensions are created before every other
-   * component) by its id, e.g. "bearertokenauth/in" or "file_storage": returns its instance ctx when
-   * the id is enabled and its type (or an alias of it) is `type`, else NULL. The ctx lives until the
-   * service is destroyed, after every other component. NULL when a component is built alone (unit
-   * tests); call it through otc_find_extension. */
+   * component) by its id, e.g. "bearertokenauth/in" or "file_storage": returns its instance ctx
+   * when the id is enabled and its type (or an alias of it) is `type`, else NULL. The ctx lives
+   * until the service is destroyed, after every other component. NULL when a component is built
+   * alone (unit tests); call it through otc_find_extension. */
   void *(*find_extension)(const void *svc, const char *id, const char *type);
   const void *svc;
 };
@@ -65,10 +70,13 @@ struct otc_component_ops {
    * instance, or NULL with err filled. Must not bind ports or start threads. */
   void *(*create)(const struct otc_create_args *args, const struct otc_cfg_node *cfg,
                   struct otc_cfg_err *err);
-  int (*start)(void *ctx);                          /* may be NULL */
-  int (*consume)(void *ctx, struct otc_batch *b);   /* processors and exporters */
-  int (*shutdown)(void *ctx);                       /* may be NULL; idempotent; flushes */
-  void (*destroy)(void *ctx);                       /* may be NULL; destroy(NULL) is a no-op */
+  int (*start)(void *ctx);                        /* may be NULL */
+  int (*consume)(void *ctx, struct otc_batch *b); /* processors and exporters */
+  /* Exporters: true when this instance sends joined batches (batch.h) as they are, without
+   * needing their bytes in one buffer. May be NULL (false). Asked once, after create. */
+  bool (*takes_parts)(void *ctx);
+  int (*shutdown)(void *ctx); /* may be NULL; idempotent; flushes */
+  void (*destroy)(void *ctx); /* may be NULL; destroy(NULL) is a no-op */
 };
 
 /* The registry: every component type, NULL-terminated. */

@@ -22,7 +22,9 @@
 
 static atomic_bool service_ready;
 
-bool otc_service_ready(void) { return atomic_load(&service_ready); }
+bool otc_service_ready(void) {
+  return atomic_load(&service_ready);
+}
 
 struct instance {
   const struct otc_component_ops *ops;
@@ -41,9 +43,10 @@ struct pipeline {
   const char *id;
   enum otc_signal signal;
   const struct otc_cfg_node *receivers, *processors, *exporters; /* sequences of ids */
-  struct instance *procs; /* in config order */
+  struct instance *procs;                                        /* in config order */
   size_t n_procs;
   struct otc_consumer head; /* what receivers feed: the first processor, or the exporters */
+  struct otc_consumer tail; /* what the last processor feeds: the exporters, or their fan-out */
 };
 
 struct otc_service {
@@ -100,6 +103,11 @@ static int make_fanout(struct otc_service *svc, struct otc_consumer *outs, bool 
     *result = outs[0];
     return 0;
   }
+  /* A fan-out hands the same batch on, so it takes joined batches when every consumer does (a
+   * consumer that mutates gets a copy of the bytes, which needs them in one buffer). */
+  bool takes_parts = true;
+  for (size_t i = 0; i < n; i++)
+    takes_parts = takes_parts && outs[i].takes_parts && !copy[i];
   struct fanout *f = calloc(1, sizeof *f);
   struct fanout **grown = realloc(svc->fanouts, (svc->n_fanouts + 1) * sizeof *grown);
   if (!f || !grown) {
@@ -123,6 +131,7 @@ static int make_fanout(struct otc_service *svc, struct otc_consumer *outs, bool 
   svc->fanouts[svc->n_fanouts++] = f;
   result->consume = fanout_consume;
   result->ctx = f;
+  result->takes_parts = takes_parts;
   return 0;
 }
 
@@ -242,8 +251,8 @@ static struct instance *find_instance(struct instance *arr, size_t n, const char
 
 /* Validates a component that no pipeline uses by creating and destroying it, as the Collector
  * validates every configured component. */
-static int validate_unused(const struct otc_service *svc, enum otc_kind kind,
-                           struct instance *used, size_t n_used, struct otc_cfg_err *err) {
+static int validate_unused(const struct otc_service *svc, enum otc_kind kind, struct instance *used,
+                           size_t n_used, struct otc_cfg_err *err) {
   const struct otc_cfg_node *root = svc->root;
   const struct otc_cfg_node *sec = otc_cfg_get(root, kind_section[kind]);
   for (size_t i = 0; sec && sec->type == OTC_CFG_MAP && i < sec->n_children; i++) {
@@ -309,7 +318,6 @@ static const struct otc_cfg_field prometheus_reader_fields[] = {
     {NULL, 0, NULL, 0, 0, 0},
 };
 
-
 static int parse_telemetry(struct otc_service *svc, const struct otc_cfg_node *tel,
                            struct otc_cfg_err *err) {
   static const struct otc_cfg_field fields[] = {
@@ -354,7 +362,7 @@ static int parse_telemetry(struct otc_service *svc, const struct otc_cfg_node *t
   if (m.address) {
     /* The pre-v0.123 form, still common in configs in the wild. */
     if (otc_parse_hostport(m.address, svc->metrics_host, sizeof svc->metrics_host,
-                       &svc->metrics_port) != 0)
+                           &svc->metrics_port) != 0)
       return otc_cfg_error(err, otc_cfg_get(parts[1], "address"),
                            "invalid address \"%s\" (want host:port)", m.address);
   }
@@ -366,8 +374,9 @@ static int parse_telemetry(struct otc_service *svc, const struct otc_cfg_node *t
       const struct otc_cfg_node *r = m.readers->children[i];
       const struct otc_cfg_node *prom = otc_cfg_path(r, "pull.exporter.prometheus");
       if (!prom) {
-        otc_warn(NULL, "%s:%d: service::telemetry::metrics::readers: only pull readers with a "
-                       "prometheus exporter are supported; this reader is ignored",
+        otc_warn(NULL,
+                 "%s:%d: service::telemetry::metrics::readers: only pull readers with a "
+                 "prometheus exporter are supported; this reader is ignored",
                  r->file, r->line);
         continue;
       }
@@ -417,8 +426,8 @@ static int check_refs(const struct otc_cfg_node *root, const char *pipeline,
                       struct otc_cfg_err *err) {
   if (!list || list->type == OTC_CFG_NULL || (list->type == OTC_CFG_SEQ && list->n_children == 0)) {
     if (required)
-      return otc_cfg_error(err, list, "service::pipelines::%s: must have at least one %s",
-                           pipeline, kind_name[kind]);
+      return otc_cfg_error(err, list, "service::pipelines::%s: must have at least one %s", pipeline,
+                           kind_name[kind]);
     return 0;
   }
   if (list->type != OTC_CFG_SEQ)
@@ -435,8 +444,8 @@ static int check_refs(const struct otc_cfg_node *root, const char *pipeline,
                            pipeline, kind_name[kind], c->value);
     for (size_t j = 0; j < i; j++) {
       if (strcmp(list->children[j]->value, c->value) == 0)
-        return otc_cfg_error(err, c, "service::pipelines::%s: references %s \"%s\" twice",
-                             pipeline, kind_name[kind], c->value);
+        return otc_cfg_error(err, c, "service::pipelines::%s: references %s \"%s\" twice", pipeline,
+                             kind_name[kind], c->value);
     }
   }
   return 0;
@@ -507,13 +516,15 @@ static int build_pipelines(struct otc_service *svc, const struct otc_cfg_node *p
     for (size_t j = 0; j < ne; j++) {
       struct instance *e =
           find_instance(svc->exporters, svc->n_exporters, p->exporters->children[j]->value);
-      outs[j] = (struct otc_consumer){e->ops->consume, e->ctx};
+      outs[j] = (struct otc_consumer){e->ops->consume, e->ctx,
+                                      e->ops->takes_parts && e->ops->takes_parts(e->ctx)};
       copy[j] = e->ops->mutates && ne > 1;
     }
     struct otc_consumer next;
     int rc = make_fanout(svc, outs, copy, ne, &next);
     if (rc != 0)
       return rc;
+    p->tail = next;
 
     size_t np = p->processors && p->processors->type == OTC_CFG_SEQ ? p->processors->n_children : 0;
     p->procs = calloc(np ? np : 1, sizeof *p->procs);
@@ -532,7 +543,7 @@ static int build_pipelines(struct otc_service *svc, const struct otc_cfg_node *p
       if (!(p->procs[k].ops->signals & OTC_SIGNAL_BIT(p->signal)))
         return otc_cfg_error(err, ref, "processor \"%s\" does not support %s", ref->value,
                              otc_signal_name(p->signal));
-      next = (struct otc_consumer){p->procs[k].ops->consume, p->procs[k].ctx};
+      next = (struct otc_consumer){p->procs[k].ops->consume, p->procs[k].ctx, false};
     }
     p->head = next;
   }
@@ -603,8 +614,9 @@ static int build_extensions(struct otc_service *svc, const struct otc_cfg_node *
     bool defined;
     const struct otc_cfg_node *def = find_def(svc->root, OTC_KIND_EXTENSION, ref->value, &defined);
     if (!defined)
-      return otc_cfg_error(err, ref, "service::extensions: references extension \"%s\" which is "
-                                     "not configured",
+      return otc_cfg_error(err, ref,
+                           "service::extensions: references extension \"%s\" which is "
+                           "not configured",
                            ref->value);
     if (find_instance(svc->extensions, svc->n_extensions, ref->value))
       return otc_cfg_error(err, ref, "service::extensions: references extension \"%s\" twice",
@@ -787,4 +799,11 @@ void otc_service_destroy(struct otc_service *svc) {
   free(svc->extensions);
   free(svc->pipelines);
   free(svc);
+}
+
+bool otc_service__pipeline_takes_parts(const struct otc_service *svc, const char *id) {
+  for (size_t i = 0; svc && i < svc->n_pipelines; i++)
+    if (strcmp(svc->pipelines[i].id, id) == 0)
+      return svc->pipelines[i].tail.takes_parts;
+  return false;
 }

@@ -5,6 +5,8 @@
 
 #include "core/config.h"
 
+#include <stdbool.h>
+
 struct otc_service;
 
 /* Validates the config and creates every component (no port bound, no thread started). root must
@@ -18,5 +20,10 @@ int otc_service_start(struct otc_service *svc);
 void otc_service_shutdown(struct otc_service *svc);
 /* Frees everything; NULL is a no-op. Calls otc_service_shutdown if needed. */
 void otc_service_destroy(struct otc_service *svc);
+
+/* For tests: whether what the processors of pipeline `id` ("traces", "logs/2") hand on, the
+ * pipeline's exporters or their fan-out, takes joined batches (component.h). False for an unknown
+ * id. */
+bool otc_service__pipeline_takes_parts(const struct otc_service *svc, const char *id);
 
 #endif

@@ -341,8 +341,8 @@ static void give_up(struct otc_exporter_helper *h, const struct otc_batch *b, bo
   if (queued)
     otc_count_dropped(h->id, b->signal, label, b->items);
   otc_log_limited(&h->drop_log, OTC_LOG_ERROR, h->id, "exporting failed, %s %zu %s (%s): %s",
-           queued ? "dropping" : "rejecting", b->items, otc_signal_item_name(b->signal), label,
-           why);
+                  queued ? "dropping" : "rejecting", b->items, otc_signal_item_name(b->signal),
+                  label, why);
 }
 
 /* Waits until wake_at, or less when shutting down. Returns 0 to make the next attempt now, or
@@ -429,8 +429,8 @@ static int deliver(struct otc_exporter_helper *h, unsigned worker, struct otc_ba
       return res.err;
     }
     otc_log_limited(&h->retry_log, OTC_LOG_INFO, h->id,
-                    "exporting failed, will retry %zu %s in %.3fs: %s",
-             b->items, otc_signal_item_name(b->signal), (double)delay / 1e9, why);
+                    "exporting failed, will retry %zu %s in %.3fs: %s", b->items,
+                    otc_signal_item_name(b->signal), (double)delay / 1e9, why);
     if (wait_retry(h, t + delay, &last_chance) != 0) {
       give_up(h, b, queued, "shutdown", why);
       return OTC_ERR_SHUTDOWN;
@@ -830,6 +830,10 @@ void otc_exporter_helper_destroy(struct otc_exporter_helper *h) {
   free(h->pq_dir);
   free(h->id);
   free(h);
+}
+
+bool otc_exporter_helper_takes_parts(const struct otc_exporter_helper *h) {
+  return !h->persistent;
 }
 
 size_t otc_exporter_helper_queue_len(const struct otc_exporter_helper *h) {

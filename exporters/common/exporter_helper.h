@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "core/batch.h"
 #include "core/config.h"
@@ -111,12 +112,17 @@ int otc_exporter_helper_consume(struct otc_exporter_helper *h, struct otc_batch 
 /* With a persistent queue: stops taking new batches and stops the consumers without draining (as
  * otelcol's persistent queue does): a send in progress finishes, a batch waiting for a retry and
  * everything not sent yet stay on disk for the next start, and nothing is counted as dropped.
- * Otherwise: stops taking new batches, lets the consumers drain the queue until deadline_ns from now (each
- * send still bounded by its own timeout), then drops what is left, counting it. Idempotent. A batch
- * waiting to be retried keeps waiting if its retry falls before the deadline; otherwise it gets one
- * immediate last attempt while the deadline has not passed, and is then dropped ("shutdown"). */
+ * Otherwise: stops taking new batches, lets the consumers drain the queue until deadline_ns from
+ * now (each send still bounded by its own timeout), then drops what is left, counting it.
+ * Idempotent. A batch waiting to be retried keeps waiting if its retry falls before the deadline;
+ * otherwise it gets one immediate last attempt while the deadline has not passed, and is then
+ * dropped ("shutdown"). */
 void otc_exporter_helper_shutdown(struct otc_exporter_helper *h, int64_t deadline_ns);
 void otc_exporter_helper_destroy(struct otc_exporter_helper *h); /* NULL is a no-op */
+/* Whether the helper can hold joined batches (batch.h) for its send function: true unless the
+ * queue is persistent, whose log records take one buffer. An exporter whose send takes joined
+ * batches answers its takes_parts op with this. */
+bool otc_exporter_helper_takes_parts(const struct otc_exporter_helper *h);
 /* Batches currently queued, not yet handed to a consumer (for tests). */
 size_t otc_exporter_helper_queue_len(const struct otc_exporter_helper *h);
 /* Registers the gauges otelcol_exporter_queue_size, otelcol_exporter_queue_capacity and
@@ -158,8 +164,8 @@ struct otc_create_args;
  * c->auth_ext. Exporters call it before otc_http_client_validate, which refuses an `auth` that was
  * not resolved (so that an exporter that does not support it never ignores it silently). Returns
  * 0 or OTC_ERR_CONFIG with err filled. */
-int otc_http_client_setup_auth(struct otc_http_client_config *c,
-                               const struct otc_create_args *args, struct otc_cfg_err *err);
+int otc_http_client_setup_auth(struct otc_http_client_config *c, const struct otc_create_args *args,
+                               struct otc_cfg_err *err);
 
 /* Reads a configtls client map (insecure, insecure_skip_verify, ca_file, cert_file, key_file,
  * min_version "1.0".."1.3"; max_version, reload_interval, server_name_override,
@@ -216,5 +222,12 @@ void otc_http_client_post(struct otc_http_client *hc, const char *url, const cha
                           const char *content_encoding, const char *const *extra_headers,
                           const uint8_t *body, size_t len, struct otc_send_result *res,
                           uint8_t **resp_body, size_t *resp_len);
+/* otc_http_client_post of a body in n_iov pieces sent one after the other (a joined batch's parts)
+ * without joining them first: gzip reads them as one stream, and an uncompressed body is read by
+ * curl piece by piece. */
+void otc_http_client_postv(struct otc_http_client *hc, const char *url, const char *content_type,
+                           const char *content_encoding, const char *const *extra_headers,
+                           const struct iovec *iov, size_t n_iov, struct otc_send_result *res,
+                           uint8_t **resp_body, size_t *resp_len);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <sys/uio.h>
 #include <zlib.h>
 
 #include "core/errors.h"
@@ -375,8 +376,8 @@ void otc_http_client_destroy(struct otc_http_client *hc) {
 
 /* Compresses into a malloc'd gzip member. The buffer is charged to the memory accounting while it
  * lives (the caller releases *charged). Returns 0 or OTC_ERR_NOMEM. */
-static int gzip_body(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len,
-                     size_t *charged) {
+static int gzip_body(const struct iovec *iov, size_t n_iov, size_t len, uint8_t **out,
+                     size_t *out_len, size_t *charged) {
   int rc = 0;
   z_stream zs;
   memset(&zs, 0, sizeof zs);
@@ -396,10 +397,19 @@ static int gzip_body(const uint8_t *in, size_t len, uint8_t **out, size_t *out_l
     rc = OTC_ERR_NOMEM;
     goto cleanup;
   }
-  zs.next_in = (Bytef *)in;
-  zs.avail_in = (uInt)len;
   zs.next_out = *out;
   zs.avail_out = (uInt)bound;
+  /* One stream over the pieces in order; the output has room for all of it (deflateBound). */
+  for (size_t i = 0; i < n_iov; i++) {
+    if (iov[i].iov_len == 0)
+      continue; /* deflate refuses a call that can make no progress (Z_BUF_ERROR) */
+    zs.next_in = (Bytef *)iov[i].iov_base;
+    zs.avail_in = (uInt)iov[i].iov_len;
+    if (deflate(&zs, Z_NO_FLUSH) != Z_OK || zs.avail_in != 0) {
+      rc = OTC_ERR_NOMEM;
+      goto cleanup;
+    }
+  }
   if (deflate(&zs, Z_FINISH) != Z_STREAM_END) {
     rc = OTC_ERR_NOMEM;
     goto cleanup;
@@ -412,6 +422,41 @@ cleanup:
     *out = NULL;
   }
   return rc;
+}
+
+/* A body in several pieces, read by curl through read_body (and rewound by seek_body when curl
+ * sends it again on a new connection). */
+struct body_reader {
+  const struct iovec *iov;
+  size_t n_iov;
+  size_t i;   /* the piece being read */
+  size_t off; /* read so far of that piece */
+};
+
+static size_t read_body(char *buf, size_t size, size_t nitems, void *arg) {
+  struct body_reader *r = arg;
+  size_t room = size * nitems, n = 0;
+  while (n < room && r->i < r->n_iov) {
+    size_t left = r->iov[r->i].iov_len - r->off;
+    size_t take = left < room - n ? left : room - n;
+    memcpy(buf + n, (const uint8_t *)r->iov[r->i].iov_base + r->off, take);
+    n += take;
+    r->off += take;
+    if (r->off == r->iov[r->i].iov_len) {
+      r->i++;
+      r->off = 0;
+    }
+  }
+  return n;
+}
+
+static int seek_body(void *arg, curl_off_t offset, int origin) {
+  struct body_reader *r = arg;
+  if (origin != SEEK_SET || offset != 0)
+    return CURL_SEEKFUNC_CANTSEEK;
+  r->i = 0;
+  r->off = 0;
+  return CURL_SEEKFUNC_OK;
 }
 
 /* "HTTP 400: <first line of the body>", non-printable bytes shown as '?' (the body may well be a
@@ -455,6 +500,20 @@ void otc_http_client_post(struct otc_http_client *hc, const char *url, const cha
                           const char *content_encoding, const char *const *extra_headers,
                           const uint8_t *body, size_t len, struct otc_send_result *res,
                           uint8_t **resp_body, size_t *resp_len) {
+  struct iovec one = {.iov_base = (void *)body, .iov_len = len};
+  otc_http_client_postv(hc, url, content_type, content_encoding, extra_headers, &one, 1, res,
+                        resp_body, resp_len);
+}
+
+void otc_http_client_postv(struct otc_http_client *hc, const char *url, const char *content_type,
+                           const char *content_encoding, const char *const *extra_headers,
+                           const struct iovec *iov, size_t n_iov, struct otc_send_result *res,
+                           uint8_t **resp_body, size_t *resp_len) {
+  size_t len = 0;
+  for (size_t i = 0; i < n_iov; i++)
+    len += iov[i].iov_len;
+  const uint8_t *body = n_iov == 1 ? iov[0].iov_base : NULL;
+  struct body_reader reader = {.iov = iov, .n_iov = n_iov};
   memset(res, 0, sizeof *res);
   if (resp_body)
     *resp_body = NULL;
@@ -466,7 +525,7 @@ void otc_http_client_post(struct otc_http_client *hc, const char *url, const cha
   bool ok = true;
   const char *encoding = content_encoding;
   if (!encoding && hc->gzip) {
-    int rc = gzip_body(body, len, &zbuf, &zlen, &zcharged);
+    int rc = gzip_body(iov, n_iov, len, &zbuf, &zlen, &zcharged);
     if (rc != 0) {
       res->err = rc;
       otc_send_result_reasonf(res, "gzip compression failed: %s", otc_strerror(rc));
@@ -520,10 +579,26 @@ void otc_http_client_post(struct otc_http_client *hc, const char *url, const cha
   hc->errbuf[0] = '\0';
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
+  if (body || len == 0) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
+  } else {
+    /* Several pieces: curl reads them in turn (its upload buffer takes the copy it would take of
+     * one buffer anyway) instead of this call joining them first. */
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, read_body);
+    curl_easy_setopt(e, CURLOPT_READDATA, &reader);
+    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, seek_body);
+    curl_easy_setopt(e, CURLOPT_SEEKDATA, &reader);
+  }
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
   CURLcode cc = curl_easy_perform(e);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+  /* The reader lives on this stack frame only. */
+  curl_easy_setopt(e, CURLOPT_READFUNCTION, NULL);
+  curl_easy_setopt(e, CURLOPT_READDATA, NULL);
+  curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, NULL);
+  curl_easy_setopt(e, CURLOPT_SEEKDATA, NULL);
   if (tail)
     tail->next = NULL;
 

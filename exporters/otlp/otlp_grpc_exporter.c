@@ -422,6 +422,33 @@ static void classify(struct otlp_grpc_exporter *e, struct otc_batch *b, grpc_sta
            (int)(sizeof res->reason - 32), msg[0] ? msg : "(no message)");
 }
 
+/* The request message over the batch's bytes without copying them: one slice, or one per part of
+ * a joined batch, each holding a reference to the batch it points into. Returns NULL when out of
+ * memory. */
+static grpc_byte_buffer *request_message(struct otc_batch *b) {
+  struct otc_batch *one[1] = {b};
+  struct otc_batch *const *parts = b->n_parts ? b->parts : one;
+  size_t n = b->n_parts ? b->n_parts : 1;
+  grpc_slice local[32];
+  grpc_slice *slices = n <= 32 ? local : malloc(n * sizeof *slices);
+  if (!slices)
+    return NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (parts[i]->len)
+      slices[k++] = grpc_slice_new_with_user_data(parts[i]->data, parts[i]->len, unref_batch,
+                                                  otc_batch_ref(parts[i]));
+  if (k == 0)
+    slices[k++] = grpc_empty_slice();
+  /* The byte buffer takes its own reference on each slice. */
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(slices, k);
+  for (size_t i = 0; i < k; i++)
+    grpc_slice_unref(slices[i]);
+  if (slices != local)
+    free(slices);
+  return bb;
+}
+
 static void grpc_send(void *ctx, unsigned worker, struct otc_batch *b,
                       struct otc_send_result *res) {
   struct otlp_grpc_exporter *e = ctx;
@@ -457,11 +484,12 @@ static void grpc_send(void *ctx, unsigned worker, struct otc_batch *b,
     snprintf(res->reason, sizeof res->reason, "cannot create a gRPC call");
     goto cleanup;
   }
-  grpc_slice msg =
-      b->len ? grpc_slice_new_with_user_data(b->data, b->len, unref_batch, otc_batch_ref(b))
-             : grpc_empty_slice();
-  request = grpc_raw_byte_buffer_create(&msg, 1);
-  grpc_slice_unref(msg);
+  request = request_message(b);
+  if (!request) {
+    res->err = OTC_ERR_NOMEM;
+    snprintf(res->reason, sizeof res->reason, "cannot build the request message");
+    goto cleanup;
+  }
 
   for (size_t i = 0; i < e->n_md; i++) {
     w->md[i].key = grpc_slice_from_static_string(e->md_keys[i]);
@@ -727,6 +755,12 @@ fail:
   return NULL;
 }
 
+/* Joined batches go out as one slice per part (request_message). */
+static bool grpc_exp_takes_parts(void *ctx) {
+  struct otlp_grpc_exporter *e = ctx;
+  return otc_exporter_helper_takes_parts(e->helper);
+}
+
 static const char *const grpc_aliases[] = {"otlp", NULL};
 
 const struct otc_component_ops otc_exporter_otlp_grpc = {
@@ -738,6 +772,7 @@ const struct otc_component_ops otc_exporter_otlp_grpc = {
     .create = grpc_exp_create,
     .start = grpc_exp_start,
     .consume = grpc_exp_consume,
+    .takes_parts = grpc_exp_takes_parts,
     .shutdown = grpc_exp_shutdown,
     .destroy = grpc_exp_destroy,
 };

@@ -207,8 +207,25 @@ static void http_send(void *ctx, unsigned worker, struct otc_batch *b,
     len = json_len;
     content_type = "application/json";
   }
-  otc_http_client_post(e->clients[i], url, content_type, NULL, NULL, body, len, res, &resp,
-                       &resp_len);
+  if (b->n_parts) {
+    /* A joined batch (never JSON: see http_exp_takes_parts) goes out part by part. */
+    struct iovec local[32];
+    struct iovec *iov = b->n_parts <= 32 ? local : malloc(b->n_parts * sizeof *iov);
+    if (!iov) {
+      res->err = OTC_ERR_NOMEM;
+      snprintf(res->reason, sizeof res->reason, "out of memory");
+      goto cleanup;
+    }
+    for (size_t k = 0; k < b->n_parts; k++)
+      iov[k] = (struct iovec){.iov_base = b->parts[k]->data, .iov_len = b->parts[k]->len};
+    otc_http_client_postv(e->clients[i], url, content_type, NULL, NULL, iov, b->n_parts, res, &resp,
+                          &resp_len);
+    if (iov != local)
+      free(iov);
+  } else {
+    otc_http_client_post(e->clients[i], url, content_type, NULL, NULL, body, len, res, &resp,
+                         &resp_len);
+  }
   if (res->err == 0) {
     struct otlp_exp_partial p;
     int rc = e->json ? otlp_exp__partial_from_json(b->signal, resp, resp_len, &p)
@@ -237,6 +254,13 @@ static int http_exp_start(void *ctx) {
 static int http_exp_consume(void *ctx, struct otc_batch *b) {
   struct otlp_http_exporter *e = ctx;
   return otc_exporter_helper_consume(e->helper, b);
+}
+
+/* Joined batches are sent part by part (otc_http_client_postv); the JSON encoding reads one
+ * buffer. */
+static bool http_exp_takes_parts(void *ctx) {
+  struct otlp_http_exporter *e = ctx;
+  return !e->json && otc_exporter_helper_takes_parts(e->helper);
 }
 
 static int http_exp_shutdown(void *ctx) {
@@ -300,6 +324,7 @@ const struct otc_component_ops otc_exporter_otlp_http = {
     .create = http_exp_create,
     .start = http_exp_start,
     .consume = http_exp_consume,
+    .takes_parts = http_exp_takes_parts,
     .shutdown = http_exp_shutdown,
     .destroy = http_exp_destroy,
 };

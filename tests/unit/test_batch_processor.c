@@ -203,8 +203,19 @@ static struct otc_batch *make_traces(const char *prefix, int spans) {
 
 /* Appends "resource/span-name" of every span in b to names (a space-separated string). */
 static void span_names(const struct otc_batch *b, char *names, size_t cap) {
+  /* A joined batch's bytes are its parts' one after the other. */
+  uint8_t *joined = NULL;
+  if (b->n_parts) {
+    joined = malloc(b->len ? b->len : 1);
+    size_t off = 0;
+    for (size_t i = 0; joined && i < b->n_parts; i++) {
+      memcpy(joined + off, b->parts[i]->data, b->parts[i]->len);
+      off += b->parts[i]->len;
+    }
+  }
   TraceReq *req = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
-      NULL, b->len, b->data);
+      NULL, b->len, joined ? joined : b->data);
+  free(joined);
   if (!req) {
     strncat(names, "UNPACK-FAILED ", cap - strlen(names) - 1);
     return;
@@ -277,22 +288,28 @@ struct proc {
 
 /* Creates and starts a batch processor with the YAML config text; NULL on a config error (err
  * filled). */
-static void *proc_open(struct proc *p, const char *id, const char *yaml, struct otc_cfg_err *err) {
+static void *proc_open_next(struct proc *p, const char *id, const char *yaml, bool takes_parts,
+                            struct otc_cfg_err *err) {
   memset(p, 0, sizeof *p);
   capture_init(&p->cap);
   p->cfg = otc_cfg_load_string(yaml, strlen(yaml), "<test>", err);
   if (!p->cfg)
     return NULL;
-  struct otc_create_args args = {.id = id,
-                                 .pipeline = "traces",
-                                 .signal = OTC_SIGNAL_TRACES,
-                                 .next = {.consume = capture_consume, .ctx = &p->cap}};
+  struct otc_create_args args = {
+      .id = id,
+      .pipeline = "traces",
+      .signal = OTC_SIGNAL_TRACES,
+      .next = {.consume = capture_consume, .ctx = &p->cap, .takes_parts = takes_parts}};
   p->ctx = otc_processor_batch.create(&args, p->cfg, err);
   if (p->ctx && otc_processor_batch.start(p->ctx) != 0) {
     otc_processor_batch.destroy(p->ctx);
     p->ctx = NULL;
   }
   return p->ctx;
+}
+
+static void *proc_open(struct proc *p, const char *id, const char *yaml, struct otc_cfg_err *err) {
+  return proc_open_next(p, id, yaml, false, err);
 }
 
 static void proc_close(struct proc *p) {
@@ -382,6 +399,56 @@ TEST(size_trigger) {
   CHECK_EQ_INT(counter("otelcol_processor_outgoing_items",
                        "otel_signal=\"traces\",processor=\"batch/size\""),
                12);
+  proc_close(&p);
+  CHECK_EQ_INT(otc_mem_held(), held);
+}
+
+/* A next consumer that takes joined batches gets the inputs by reference (no copy, no second
+ * charge), in order; one that will be split by send_batch_max_size is still copied. */
+TEST(size_trigger_joined) {
+  uint64_t held = otc_mem_held();
+  struct otc_cfg_err err;
+  struct proc p;
+  CHECK(proc_open_next(&p, "batch/joined", "send_batch_size: 10\ntimeout: 10s\n", true, &err) !=
+        NULL);
+  if (!p.ctx)
+    return;
+  CHECK_EQ_INT(feed(&p, "a", 4), 0);
+  CHECK_EQ_INT(feed(&p, "b", 4), 0);
+  CHECK_EQ_INT(feed(&p, "c", 4), 0);
+  CHECK_EQ_INT(capture_wait(&p.cap, 1, 2000), 1);
+  if (p.cap.n >= 1) {
+    struct otc_batch *b = p.cap.got[0];
+    CHECK_EQ_INT(b->items, 12);
+    CHECK(b->data == NULL);
+    CHECK_EQ_INT(b->n_parts, 3);
+    size_t len = 0;
+    for (size_t i = 0; i < b->n_parts; i++) {
+      CHECK(b->parts[i]->data != NULL);
+      CHECK_EQ_INT(b->parts[i]->items, 4);
+      len += b->parts[i]->len;
+    }
+    CHECK_EQ_INT(b->len, len);
+    char names[1024] = "";
+    span_names(b, names, sizeof names);
+    CHECK_EQ_STR(names, "resource-a/a-0 resource-a/a-1 resource-b/a-2 resource-b/a-3 "
+                        "resource-a/b-0 resource-a/b-1 resource-b/b-2 resource-b/b-3 "
+                        "resource-a/c-0 resource-a/c-1 resource-b/c-2 resource-b/c-3 ");
+  }
+  proc_close(&p);
+  CHECK_EQ_INT(otc_mem_held(), held);
+
+  CHECK(proc_open_next(&p, "batch/joined_max",
+                       "send_batch_size: 10\nsend_batch_max_size: 10\ntimeout: 100ms\n", true,
+                       &err) != NULL);
+  if (!p.ctx)
+    return;
+  feed(&p, "a", 4);
+  feed(&p, "b", 4);
+  feed(&p, "c", 4);
+  CHECK_EQ_INT(capture_wait(&p.cap, 2, 3000), 2);
+  for (size_t i = 0; i < p.cap.n; i++)
+    CHECK(p.cap.got[i]->data != NULL && p.cap.got[i]->n_parts == 0);
   proc_close(&p);
   CHECK_EQ_INT(otc_mem_held(), held);
 }
@@ -881,6 +948,7 @@ int main(void) {
   RUN(config);
   RUN(size_trigger);
   RUN(size_trigger_with_max);
+  RUN(size_trigger_joined);
   RUN(timeout_trigger);
   RUN(max_split_exact);
   RUN(shutdown_flushes);

@@ -450,6 +450,64 @@ TEST(gzip_body_arrives_decompressible) {
   server_stop(&s);
 }
 
+/* A body in pieces (a joined batch's parts) arrives as their concatenation: gzip'ed as one stream,
+ * and uncompressed through curl's reader (big enough to need several reads, with an empty piece
+ * on the way), with the right Content-Length and no Expect: 100-continue. */
+TEST(body_in_pieces_arrives_whole) {
+  struct server s;
+  CHECK_EQ_INT(server_start(&s, NULL, NULL), 0);
+  size_t n = 3 * 1024 * 1024;
+  uint8_t *data = malloc(n);
+  for (size_t i = 0; i < n; i++)
+    data[i] = (uint8_t)("telemetry"[i % 9] + (i / 1000) % 7);
+  struct iovec iov[4] = {{data, 1000},
+                         {data + 1000, 0},
+                         {data + 1000, 2 * 1024 * 1024},
+                         {data + 1000 + 2 * 1024 * 1024, n - 1000 - 2 * 1024 * 1024}};
+  char url[128];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/traces", s.port);
+  struct otc_send_result res;
+  uint8_t *out = malloc(n + 16);
+
+  struct otc_http_client_config cfg = plain_config("gzip");
+  struct otc_http_client *hc = otc_http_client_create(&cfg);
+  otc_http_client_postv(hc, url, "application/x-protobuf", NULL, NULL, iov, 4, &res, NULL, NULL);
+  CHECK_EQ_INT(res.err, 0);
+  CHECK_EQ_STR(s.last.content_encoding, "gzip");
+  z_stream zs;
+  memset(&zs, 0, sizeof zs);
+  CHECK_EQ_INT(inflateInit2(&zs, 15 + 16), Z_OK);
+  zs.next_in = s.last.body;
+  zs.avail_in = (uInt)s.last.len;
+  zs.next_out = out;
+  zs.avail_out = (uInt)(n + 16);
+  CHECK_EQ_INT(inflate(&zs, Z_FINISH), Z_STREAM_END);
+  CHECK_EQ_INT(zs.total_out, n);
+  CHECK(memcmp(out, data, n) == 0);
+  inflateEnd(&zs);
+  otc_http_client_destroy(hc);
+
+  cfg = plain_config("none");
+  hc = otc_http_client_create(&cfg);
+  for (int round = 0; round < 2; round++) {
+    /* The second round reuses the connection and the curl handle. */
+    otc_http_client_postv(hc, url, "application/x-protobuf", NULL, NULL, iov, 4, &res, NULL, NULL);
+    CHECK_EQ_INT(res.err, 0);
+    CHECK_EQ_INT(s.last.len, n);
+    CHECK(s.last.len == n && memcmp(s.last.body, data, n) == 0);
+    CHECK(!s.last.has_expect);
+    CHECK_EQ_STR(s.last.content_encoding, "");
+  }
+  /* One buffer after pieces on the same handle: the reader is gone, the buffer is what is sent. */
+  otc_http_client_post(hc, url, "application/x-protobuf", NULL, NULL, data, 5000, &res, NULL, NULL);
+  CHECK_EQ_INT(res.err, 0);
+  CHECK(s.last.len == 5000 && memcmp(s.last.body, data, 5000) == 0);
+  otc_http_client_destroy(hc);
+  free(out);
+  free(data);
+  server_stop(&s);
+}
+
 TEST(pass_through_encoding_and_headers) {
   struct otc_cfg_err err = {{0}};
   struct otc_cfg_node *root =
@@ -652,6 +710,7 @@ int main(void) {
   RUN(status_classification);
   RUN(connection_refused_is_retryable);
   RUN(gzip_body_arrives_decompressible);
+  RUN(body_in_pieces_arrives_whole);
   RUN(pass_through_encoding_and_headers);
   RUN(timeout_against_slow_server);
   RUN(tls_verify_ca_and_skip);

@@ -1396,6 +1396,70 @@ TEST(http_bytes_arrive_unchanged_none) {
   http_roundtrip("otlphttp/none", "compression: none\n");
 }
 
+/* A joined batch (the batch processor's merge by reference) arrives as the one request its parts
+ * make end to end: three requests of each signal, one of them empty, sent as one. */
+static void joined_roundtrip(const struct otc_component_ops *ops, const char *id,
+                             const char *endpoint_fmt, const char *extra) {
+  struct rx x;
+  struct ex e;
+  struct sample s;
+  sample_make(&s);
+  cap_reset(0, 0);
+  CHECK(rx_start(&x, 0, 0));
+  char ep[128], yaml[1024];
+  snprintf(ep, sizeof ep, endpoint_fmt, ops == &otc_exporter_otlp_grpc ? x.grpc_port : x.http_port);
+  snprintf(yaml, sizeof yaml, "endpoint: \"%s\"\n%s" RETRY_FAST, ep, extra);
+  CHECK(ex_start(&e, ops, id, yaml));
+  CHECK(e.e && ops->takes_parts && ops->takes_parts(e.e));
+  for (int i = 0; e.e && i < OTC_SIGNAL_COUNT; i++) {
+    enum otc_signal sig = (enum otc_signal)i;
+    struct bytes empty = {NULL, 0};
+    struct otc_batch *parts[3] = {batch_of(sig, &s.b[i], s.items[i]), batch_of(sig, &empty, 0),
+                                  batch_of(sig, &s.b[i], s.items[i])};
+    struct otc_batch *j = otc_batch_join(sig, parts, 3);
+    CHECK(j != NULL);
+    CHECK_EQ_INT(j->items, 2 * s.items[i]);
+    CHECK_EQ_INT(j->len, 2 * s.b[i].len);
+    CHECK_EQ_INT(e.ops->consume(e.e, j), 0);
+  }
+  ex_stop(&e);
+  for (int i = 0; i < OTC_SIGNAL_COUNT; i++) {
+    enum otc_signal sig = (enum otc_signal)i;
+    struct bytes both = {malloc(2 * s.b[i].len), 2 * s.b[i].len};
+    memcpy(both.data, s.b[i].data, s.b[i].len);
+    memcpy(both.data + s.b[i].len, s.b[i].data, s.b[i].len);
+    CHECK_EQ_INT(cap_delivered(sig), 1);
+    CHECK_EQ_INT(cap_items(sig), 2 * s.items[i]);
+    CHECK(cap_same(sig, &both));
+    CHECK_EQ_INT(exporter_counter("sent", id, sig), 2 * s.items[i]);
+    free(both.data);
+  }
+  rx_stop(&x);
+  sample_free(&s);
+}
+
+TEST(grpc_joined_batch_arrives_as_one_request) {
+  joined_roundtrip(&otc_exporter_otlp_grpc, "otlp_grpc/joined_gzip", "127.0.0.1:%d",
+                   "tls:\n  insecure: true\n");
+  joined_roundtrip(&otc_exporter_otlp_grpc, "otlp_grpc/joined_none", "http://127.0.0.1:%d",
+                   "compression: none\n");
+}
+
+TEST(http_joined_batch_arrives_as_one_request) {
+  joined_roundtrip(&otc_exporter_otlp_http, "otlp_http/joined_gzip", "http://127.0.0.1:%d", "");
+  joined_roundtrip(&otc_exporter_otlp_http, "otlp_http/joined_none", "http://127.0.0.1:%d",
+                   "compression: none\n");
+}
+
+/* The JSON encoding needs the bytes in one buffer: such an exporter is not given joined batches. */
+TEST(http_json_takes_no_joined_batches) {
+  struct ex e;
+  CHECK(ex_start(&e, &otc_exporter_otlp_http, "otlp_http/json_parts",
+                 "endpoint: http://127.0.0.1:9\nencoding: json\n"));
+  CHECK(e.e && !otc_exporter_otlp_http.takes_parts(e.e));
+  ex_stop(&e);
+}
+
 TEST(http_json_encoding_same_data) {
   struct rx x;
   struct ex e;
@@ -1686,6 +1750,9 @@ int main(void) {
   RUN(http_partial_success_json);
   RUN(http_config_errors);
   RUN(queue_disabled_sync_outcomes);
+  RUN(grpc_joined_batch_arrives_as_one_request);
+  RUN(http_joined_batch_arrives_as_one_request);
+  RUN(http_json_takes_no_joined_batches);
   cap_reset(0, 0);
   grpc_shutdown();
   otc_metrics_reset();

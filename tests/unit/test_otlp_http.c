@@ -92,7 +92,7 @@ static int rcv_start(struct rcv *v, const char *yaml, unsigned mask) {
   args.id = "otlp/test";
   for (int s = 0; s < OTC_SIGNAL_COUNT; s++)
     if (mask & OTC_SIGNAL_BIT(s))
-      args.next_by_signal[s] = (struct otc_consumer){capture_consume, &cap};
+      args.next_by_signal[s] = (struct otc_consumer){.consume = capture_consume, .ctx = &cap};
   v->r = otc_receiver_otlp.create(&args, v->cfg, &err);
   if (!v->r) {
     fprintf(stderr, "create: %s\n", err.msg);
@@ -519,8 +519,7 @@ TEST(config_errors) {
   CHECK_EQ_INT(port, 4318);
   CHECK_EQ_INT(otc_parse_hostport(":4317", host, sizeof host, &port), 0);
   CHECK_EQ_STR(host, "");
-  CHECK_EQ_INT(otc_parse_hostport("localhost:", host, sizeof host, &port),
-               OTC_ERR_CONFIG);
+  CHECK_EQ_INT(otc_parse_hostport("localhost:", host, sizeof host, &port), OTC_ERR_CONFIG);
 }
 
 TEST(protobuf_all_signals) {

@@ -68,6 +68,65 @@ TEST(valid_config_builds) {
   otc_cfg_free(root);
 }
 
+/* Joined batches (the batch processor's merge by reference) go only where every exporter sends
+ * them as they are: the OTLP exporters with an in-memory queue, not JSON, not a persistent queue,
+ * not a fan-out that includes another exporter. */
+TEST(joined_batches_only_where_taken) {
+  struct otc_cfg_node *root = NULL;
+  char msg[512];
+  struct otc_service *svc = make(BASE_COMPONENTS "  otlp:\n"
+                                                 "    endpoint: 127.0.0.1:9\n"
+                                                 "  otlphttp:\n"
+                                                 "    endpoint: http://127.0.0.1:9\n"
+                                                 "  otlphttp/json:\n"
+                                                 "    endpoint: http://127.0.0.1:9\n"
+                                                 "    encoding: json\n"
+                                                 "  otlp/disk:\n"
+                                                 "    endpoint: 127.0.0.1:9\n"
+                                                 "    sending_queue:\n"
+                                                 "      storage: file_storage\n"
+                                                 "extensions:\n"
+                                                 "  file_storage:\n"
+                                                 "    directory: /tmp\n"
+                                                 "service:\n"
+                                                 "  extensions: [file_storage]\n"
+                                                 "  pipelines:\n"
+                                                 "    traces:\n"
+                                                 "      receivers: [otlp]\n"
+                                                 "      processors: [batch]\n"
+                                                 "      exporters: [otlp]\n"
+                                                 "    traces/both:\n"
+                                                 "      receivers: [otlp]\n"
+                                                 "      processors: [batch]\n"
+                                                 "      exporters: [otlp, otlphttp]\n"
+                                                 "    traces/debug:\n"
+                                                 "      receivers: [otlp]\n"
+                                                 "      processors: [batch]\n"
+                                                 "      exporters: [otlp, debug]\n"
+                                                 "    logs:\n"
+                                                 "      receivers: [otlp]\n"
+                                                 "      processors: [batch]\n"
+                                                 "      exporters: [otlp/disk]\n"
+                                                 "    metrics:\n"
+                                                 "      receivers: [otlp]\n"
+                                                 "      processors: [batch]\n"
+                                                 "      exporters: [otlphttp/json]\n",
+                                 &root, msg);
+  CHECK(svc != NULL);
+  if (!svc) {
+    fprintf(stderr, "error: %s\n", msg);
+  } else {
+    CHECK(otc_service__pipeline_takes_parts(svc, "traces"));
+    CHECK(otc_service__pipeline_takes_parts(svc, "traces/both"));
+    CHECK(!otc_service__pipeline_takes_parts(svc, "traces/debug"));
+    CHECK(!otc_service__pipeline_takes_parts(svc, "logs"));
+    CHECK(!otc_service__pipeline_takes_parts(svc, "metrics"));
+    CHECK(!otc_service__pipeline_takes_parts(svc, "traces/none"));
+  }
+  otc_service_destroy(svc);
+  otc_cfg_free(root);
+}
+
 TEST(undefined_reference) {
   expect_error(BASE_COMPONENTS "service:\n"
                                "  pipelines:\n"
@@ -141,13 +200,15 @@ TEST(unused_component_is_validated) {
 TEST(telemetry_forms) {
   /* The legacy address form and the readers form are both accepted; a bad level is refused. */
   const char *ok[] = {
-      BASE_COMPONENTS "service:\n  telemetry:\n    metrics:\n      address: 127.0.0.1:0\n"
-                      "  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n",
-      BASE_COMPONENTS "service:\n  telemetry:\n    metrics:\n      level: detailed\n"
-                      "      readers:\n        - pull:\n            exporter:\n"
-                      "              prometheus:\n                host: 127.0.0.1\n"
-                      "                port: 0\n                without_type_suffix: false\n"
-                      "  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n",
+      BASE_COMPONENTS
+      "service:\n  telemetry:\n    metrics:\n      address: 127.0.0.1:0\n"
+      "  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n",
+      BASE_COMPONENTS
+      "service:\n  telemetry:\n    metrics:\n      level: detailed\n"
+      "      readers:\n        - pull:\n            exporter:\n"
+      "              prometheus:\n                host: 127.0.0.1\n"
+      "                port: 0\n                without_type_suffix: false\n"
+      "  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n",
   };
   for (size_t i = 0; i < 2; i++) {
     struct otc_cfg_node *root = NULL;
@@ -193,6 +254,7 @@ TEST(start_and_shutdown) {
 
 int main(void) {
   RUN(valid_config_builds);
+  RUN(joined_batches_only_where_taken);
   RUN(undefined_reference);
   RUN(unknown_type);
   RUN(unknown_top_level_key);
