@@ -2581,8 +2581,8 @@ int otc_loki__encode(const uint8_t *otlp, size_t len, const struct loki_mapping_
   struct streams st;
   size_t count = 0;
   if (format == OTC_LOKI_FORMAT_PROTOBUF && cfg->structured_metadata) {
-    /* The entries' bytes take about one and a half times the wire size. */
-    e.ar.next_size = len * 2 < ARENA_MAX_CHUNK ? len * 2 : ARENA_MAX_CHUNK;
+    /* The arena holds only streams, entry arrays and label strings here (the entries' bytes
+     * have a buffer of their own): chunks start at the smallest size. */
     memset(&st, 0, sizeof st);
     rc = translate_wire(&e, len ? otlp : empty, len, &st, &count);
     if (rc == 0) {
