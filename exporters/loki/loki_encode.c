@@ -1784,8 +1784,21 @@ static inline void copy_short(uint8_t *d, const void *src, size_t n) {
   }
 }
 
+/* memcmp(a, b, n) == 0, inline for up to 16 bytes (the keys of attributes, mostly). */
+static inline bool same_bytes(const void *a, const void *b, size_t n) {
+  if (n >= 8 && n <= 16) {
+    uint64_t a0, a1, b0, b1;
+    memcpy(&a0, a, 8);
+    memcpy(&b0, b, 8);
+    memcpy(&a1, (const char *)a + n - 8, 8);
+    memcpy(&b1, (const char *)b + n - 8, 8);
+    return a0 == b0 && a1 == b1;
+  }
+  return memcmp(a, b, n) == 0;
+}
+
 /* Appends a LabelPairAdapter (EntryAdapter field 3) to o, as put_pairs writes it. */
-static void put_pair(struct buf *o, const char *name, size_t nl, const char *value, size_t vl) {
+static void put_pair_any(struct buf *o, const char *name, size_t nl, const char *value, size_t vl) {
   size_t ps = (nl ? otc_ld_size(nl) : 0) + (vl ? otc_ld_size(vl) : 0);
   /* The tag and length of the pair take at most 11 bytes. */
   if (ps > SIZE_MAX - 16 || !buf_reserve(o, ps + 11))
@@ -1806,6 +1819,27 @@ static void put_pair(struct buf *o, const char *name, size_t nl, const char *val
     p += vl;
   }
   o->len = (size_t)(p - (uint8_t *)o->p);
+}
+
+/* put_pair_any, inline for the usual pair: a name and value of 1 to 60 bytes (every length a
+ * single byte) with room left in o. */
+static inline void put_pair(struct buf *o, const char *name, size_t nl, const char *value,
+                            size_t vl) {
+  if (nl - 1 < 60 && vl - 1 < 60 && o->cap - o->len > 128 && !o->failed) {
+    uint8_t *p = (uint8_t *)o->p + o->len;
+    p[0] = 3 << 3 | 2;
+    p[1] = (uint8_t)(nl + vl + 4);
+    p[2] = 1 << 3 | 2;
+    p[3] = (uint8_t)nl;
+    copy_short(p + 4, name, nl);
+    p += 4 + nl;
+    p[0] = 2 << 3 | 2;
+    p[1] = (uint8_t)vl;
+    copy_short(p + 2, value, vl);
+    o->len += 6 + nl + vl;
+    return;
+  }
+  put_pair_any(o, name, nl, value, vl);
 }
 
 static void put_pair_u64(struct buf *o, const char *name, size_t nl, uint64_t v) {
@@ -1831,7 +1865,7 @@ static const char *label_name_of(struct enc *e, const char *raw, size_t n, size_
                      (NAME_CACHE_SIZE - 1)
                : 0;
   struct name_cache *c = &e->names[h];
-  if (c->name && c->key_n == n && memcmp(c->key, raw, n) == 0) {
+  if (c->name && c->key_n == n && same_bytes(c->key, raw, n)) {
     *name_n = c->name_n;
     return c->name;
   }
@@ -1877,13 +1911,31 @@ static inline bool ascii_plain(const uint8_t *p, size_t n) {
 static bool w_attr_scalar(struct enc *e, struct buf *o, const uint8_t *p, size_t n) {
   const uint8_t *end = p + n, *q = p;
   struct wf k, v, x;
-  if (!wf_next(&q, end, &k) || k.id != 1 || k.wt != WT_LEN || k.len == 0 || q >= end ||
-      !wf_next(&q, end, &v) || v.id != 2 || v.wt != WT_LEN || q != end)
+  if (n >= 4 && p[0] == (1 << 3 | WT_LEN) && p[1] < 0x80 && (size_t)p[1] + 4 <= n &&
+      p[2 + p[1]] == (2 << 3 | WT_LEN) && n - 4 - p[1] < 0x80 && p[3 + p[1]] == n - 4 - p[1]) {
+    /* The usual layout, read at fixed places: key, then value, each length one byte. */
+    k.data = p + 2;
+    k.len = p[1];
+    v.data = p + 4 + p[1];
+    v.len = n - 4 - p[1];
+  } else if (!wf_next(&q, end, &k) || k.id != 1 || k.wt != WT_LEN || q >= end ||
+             !wf_next(&q, end, &v) || v.id != 2 || v.wt != WT_LEN || q != end) {
     return false;
-  q = v.data;
-  end = v.data + v.len;
-  if (q >= end || !wf_next(&q, end, &x) || q != end)
+  }
+  if (k.len == 0)
     return false;
+  const uint8_t *vd = v.data;
+  if (v.len >= 2 && vd[0] == (AV_STRING << 3 | WT_LEN) && vd[1] < 0x80 && vd[1] == v.len - 2) {
+    x.id = AV_STRING;
+    x.wt = WT_LEN;
+    x.data = vd + 2;
+    x.len = v.len - 2;
+  } else {
+    q = vd;
+    end = vd + v.len;
+    if (q >= end || !wf_next(&q, end, &x) || q != end)
+      return false;
+  }
   char tmp[OTC_NUM_INT_BUF];
   const char *value;
   size_t vl;
