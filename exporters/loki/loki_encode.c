@@ -1,9 +1,12 @@
 /* OTLP logs → Loki push body (see loki_encode.h for the mapping).
  *
- * One call decodes the request into an arena (protobuf-c through a ProtobufCAllocator that never
- * frees), builds every string, stream and entry in the same arena, packs the result and drops the
- * arena in one go: no per-record malloc/free on the hot path, and the whole working set is charged
- * to the memory accounting while it exists.
+ * Two translations with the same output. The default one (protobuf push body with structured
+ * metadata, see "the direct translation" below) reads the wire bytes in one pass and writes each
+ * entry's bytes directly. The other (JSON, logfmt lines, and input whose singular fields protobuf
+ * would merge) decodes the request into an arena (protobuf-c through a ProtobufCAllocator that
+ * never frees), builds every string, stream and entry in the same arena and packs the result. Both
+ * drop their memory in one go at the end: no per-record malloc/free on the hot path, and the
+ * working set is charged to the memory accounting while it exists.
  *
  * Values are written as pdata's Value.AsString writes them, which is what Loki's OTLP endpoint
  * stores: numbers in Go's (ES6) shortest form, bytes in base64, maps and arrays as JSON with the
@@ -1393,9 +1396,9 @@ static int encode_protobuf(struct enc *e, const struct streams *st, uint8_t **ou
  * string and a kv string per pair that is copied again into the output. The push body with
  * structured metadata (the default) is instead written here in one pass over the wire bytes:
  * strings are (pointer, length) into the request, each entry's own fields are encoded once into
- * the arena, a resource's and a scope's labels and metadata pairs are built once for all their
- * records, and the stream of a record whose labels come from its resource and level alone is
- * looked up once per resource and level.
+ * one buffer (enc.ent) and copied whole into the output, a resource's and a scope's labels and
+ * metadata pairs are built once for all their records, and the stream of a record whose labels
+ * come from its resource and level alone is looked up once per resource and level.
  *
  * It must write the same bytes as the decoding translation for every input. The request has passed
  * the wire scan, so tags, wire types and lengths are known to be sound (they are checked again
