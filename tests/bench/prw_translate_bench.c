@@ -207,7 +207,8 @@ int main(int argc, char **argv) {
   size_t len;
   uint8_t *req = build_request(points, 10, &len);
   /* The exporter's defaults (prw_exporter.c): suffixes, target_info, scope labels. */
-  struct otc_prw_settings s = {.add_metric_suffixes = true, .target_info = true, .scope_info = true};
+  struct otc_prw_settings s = {
+      .add_metric_suffixes = true, .target_info = true, .scope_info = true};
   size_t cap = snappy_max_compressed_length(OTC_PRW_DEFAULT_MAX_BATCH_BYTES * 2);
   char *out = xcalloc(1, cap);
   uint64_t sum = 0;
