@@ -302,6 +302,13 @@ static size_t rune_count(const char *s) {
  * it is valid, else a NUL-terminated copy in a; *out_n is the result's length. */
 static const char *valid_utf8n(struct arena *a, const char *s, size_t n, size_t *out_n) {
   size_t i = 0;
+  /* ASCII eight bytes at a time first: values are nearly always ASCII. */
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    if (w & 0x8080808080808080ULL)
+      break;
+  }
   while (i < n) {
     if ((unsigned char)s[i] < 0x80) {
       i++;
@@ -990,11 +997,15 @@ struct lbl {
   const char *name, *value;
   size_t name_len, value_len;
   uint32_t prio, order;
-  uint64_t h; /* label_hash, where computed */
+  uint32_t src;            /* a point's label: SRC_CTX | context index, or attribute index */
+  uint64_t h;              /* label_hash, where computed */
+  const struct ilabel *il; /* the interned copy, where known */
 };
 
+#define SRC_CTX 0x80000000u
+
 static struct lbl lbl_make(const char *name, const char *value, uint32_t prio, uint32_t order) {
-  return (struct lbl){name, value, strlen(name), strlen(value), prio, order, 0};
+  return (struct lbl){name, value, strlen(name), strlen(value), prio, order, 0, 0, NULL};
 }
 
 struct sample {
@@ -1007,6 +1018,7 @@ struct sample {
 struct ilabel {
   const char *name, *value;
   size_t name_len, value_len;
+  size_t len; /* of the packed Label */
   uint64_t h;
 };
 
@@ -1037,6 +1049,22 @@ struct smap {
   size_t cap, n;
 };
 
+/* The label layout of the last point whose labels were worked out in full: its attribute keys,
+ * their label names, and where each of its labels came from (an attribute or a context label).
+ * Points of a batch nearly all have the same keys in the same order under the same scope, and then
+ * the same layout: they skip the sorting, the name lookups and the merge. */
+#define LAYOUT_MAX 32
+
+struct label_layout {
+  bool valid;
+  const struct lbl *ctx; /* the scope context it was made under (lives for the batch) */
+  size_t n_ctx, n_attrs, n_out;
+  const char *key[LAYOUT_MAX]; /* copies in the batch arena */
+  size_t key_len[LAYOUT_MAX];
+  const struct lname *name[LAYOUT_MAX];
+  uint32_t src[2 * LAYOUT_MAX];
+};
+
 struct tr {
   const struct otc_prw_settings *s;
   struct otc_prw_write_set *out;
@@ -1054,6 +1082,7 @@ struct tr {
   struct smap meta_seen;
   struct ilabel **interned; /* hash set of labels */
   size_t interned_cap, n_interned;
+  struct label_layout layout;
   bool nomem;
   bool invalid; /* bytes that do not decode (the wire scan let them through) */
 };
@@ -1130,13 +1159,14 @@ static bool smap_put(struct tr *t, struct smap *m, const char *key, size_t n, ui
   return true;
 }
 
-/* A sanitized label name and its length, as the names map holds it. */
+/* A sanitized label name, its length and hash, as the names map holds it. */
 struct lname {
   const char *s;
   size_t n;
+  uint64_t h; /* hash_bytes(HASH_SEED, s, n): the first half of label_hash */
 };
 
-static const struct lname invalid_name_marker = {"", 0};
+static const struct lname invalid_name_marker = {"", 0, 0};
 
 /* The label name of an attribute key, cached for the batch (the same few keys come with every
  * point). Returns NULL for an invalid key (and sets t->nomem when out of memory). */
@@ -1156,6 +1186,7 @@ static const struct lname *label_name(struct tr *t, const char *key, size_t key_
     struct lname *ln = arena_alloc(&t->a, sizeof *ln);
     if (ln && (ln->s = arena_strndup(&t->a, b.p, b.len)) != NULL) {
       ln->n = b.len;
+      ln->h = hash_bytes(HASH_SEED, ln->s, ln->n);
       name = ln;
     } else {
       t->nomem = true;
@@ -1170,7 +1201,10 @@ static const struct lname *label_name(struct tr *t, const char *key, size_t key_
 }
 
 /* strcmp's order (bytes as unsigned, a prefix first) on strings with lengths. */
-static int name_cmp(const struct lbl *a, const struct lbl *b) {
+static inline int name_cmp(const struct lbl *a, const struct lbl *b) {
+  /* Names mostly differ in their first byte. */
+  if (a->name_len && b->name_len && a->name[0] != b->name[0])
+    return (unsigned char)a->name[0] < (unsigned char)b->name[0] ? -1 : 1;
   size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
   int c = memcmp(a->name, b->name, n);
   if (c)
@@ -1266,18 +1300,23 @@ static size_t lbl_merge(const struct lbl *a, size_t na, const struct lbl *b, siz
 
 /* The hash of one label. A series' hash is the sum of its labels' (they are unique by name), so
  * that the hash of a point's base labels is computed once for all the series the point makes. */
-static uint64_t label_hash(const struct lbl *l) {
-  uint64_t h = hash_bytes(HASH_SEED, l->name, l->name_len);
-  h = hash_bytes(h, l->value, l->value_len);
+static uint64_t label_hash_from(uint64_t name_h, const char *value, size_t n) {
+  uint64_t h = hash_bytes(name_h, value, n);
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;
   h ^= h >> 33;
   return h;
 }
 
+static uint64_t label_hash(const struct lbl *l) {
+  return label_hash_from(hash_bytes(HASH_SEED, l->name, l->name_len), l->value, l->value_len);
+}
+
 /* The one interned copy of a name and value (copied into the arena), shared by every series that
  * has it: series of one batch share most of their labels. l->h is its label_hash. */
 static const struct ilabel *intern(struct tr *t, const struct lbl *l) {
+  if (l->il)
+    return l->il;
   if ((t->n_interned + 1) * 10 > t->interned_cap * 7) {
     size_t ncap = t->interned_cap ? t->interned_cap * 2 : 1024;
     struct ilabel **nl = arena_zalloc(&t->a, ncap * sizeof *nl);
@@ -1308,7 +1347,9 @@ static const struct ilabel *intern(struct tr *t, const struct lbl *l) {
   char *p = (char *)(il + 1);
   memcpy(p, l->name, l->name_len);
   memcpy(p + l->name_len, l->value, l->value_len);
-  *il = (struct ilabel){p, p + l->name_len, l->name_len, l->value_len, l->h};
+  *il = (struct ilabel){p, p + l->name_len, l->name_len, l->value_len, 0, l->h};
+  il->len = (il->name_len ? otc_ld_size(il->name_len) : 0) +
+            (il->value_len ? otc_ld_size(il->value_len) : 0);
   t->interned[i] = il;
   t->n_interned++;
   return il;
@@ -1417,17 +1458,15 @@ static void add_exemplar(struct tr *t, struct series *s, Prometheus__Exemplar *e
 
 /* A series of base labels (sorted, unique, hashed into base_h) plus the series' own (prio
  * PRIO_SERIES) name and, optionally, one more pair (le, quantile). */
-static struct series *series_for(struct tr *t, const struct lbl *base, size_t n_base,
-                                 uint64_t base_h, const char *name, const char *k, const char *v) {
-  if (!name) {
-    t->nomem = true;
-    return NULL;
-  }
+static struct series *series_with(struct tr *t, const struct lbl *base, size_t n_base,
+                                  uint64_t base_h, const struct lbl *name, const char *k,
+                                  const char *v) {
   struct lbl extra[2];
   size_t ne = 0;
-  extra[ne++] = lbl_make("__name__", name, PRIO_SERIES, 0);
+  extra[ne++] = *name;
   if (k) {
     extra[ne] = lbl_make(k, v, PRIO_SERIES, 1);
+    extra[ne].h = label_hash(&extra[ne]);
     if (name_cmp(&extra[1], &extra[0]) < 0) {
       struct lbl x = extra[0];
       extra[0] = extra[1];
@@ -1446,28 +1485,94 @@ static struct series *series_for(struct tr *t, const struct lbl *base, size_t n_
     for (size_t j = 0; j < ne; j++)
       if (name_eq(&base[i], &extra[j]))
         h -= base[i].h;
-  for (size_t j = 0; j < ne; j++) {
-    if (extra[j].value_len) {
-      extra[j].h = label_hash(&extra[j]);
+  for (size_t j = 0; j < ne; j++)
+    if (extra[j].value_len)
       h += extra[j].h;
-    }
-  }
   size_t n = lbl_merge(base, n_base, extra, ne, l);
   return get_series(t, l, n, h);
 }
 
+/* The __name__ label of name, hashed. */
+static struct lbl name_label(const char *name) {
+  struct lbl l = lbl_make("__name__", name, PRIO_SERIES, 0);
+  l.h = label_hash(&l);
+  return l;
+}
+
+/* series_with for a name not prepared (a suffixed one); NULL name: out of memory. */
+static struct series *series_for(struct tr *t, const struct lbl *base, size_t n_base,
+                                 uint64_t base_h, const char *name, const char *k, const char *v) {
+  if (!name) {
+    t->nomem = true;
+    return NULL;
+  }
+  struct lbl nl = name_label(name);
+  return series_with(t, base, n_base, base_h, &nl, k, v);
+}
+
 /* --- labels of a data point --- */
 
+/* The base labels of a point from the layout of the previous one, when its attributes have the
+ * same keys (all with values) under the same scope context; false when they do not. */
+static bool labels_from_layout(struct tr *t, const struct lbl *ctx, size_t n_ctx,
+                               const struct lbl *attrs, size_t n_attrs, struct lbl **out,
+                               size_t *n_out, uint64_t *hash) {
+  const struct label_layout *lo = &t->layout;
+  if (!lo->valid || lo->ctx != ctx || lo->n_ctx != n_ctx || lo->n_attrs != n_attrs)
+    return false;
+  for (size_t i = 0; i < n_attrs; i++)
+    if (!attrs[i].value_len ||
+        !bytes_eq(attrs[i].name, attrs[i].name_len, lo->key[i], lo->key_len[i]))
+      return false;
+  struct lbl *res = arena_alloc(&t->tmp, (lo->n_out ? lo->n_out : 1) * sizeof *res);
+  if (!res) {
+    t->nomem = true;
+    return true;
+  }
+  uint64_t h = 0;
+  for (size_t k = 0; k < lo->n_out; k++) {
+    uint32_t src = lo->src[k];
+    if (src & SRC_CTX) {
+      res[k] = ctx[src & ~SRC_CTX];
+    } else {
+      const struct lname *ln = lo->name[src];
+      struct lbl *l = &res[k];
+      *l = attrs[src];
+      l->name = ln->s;
+      l->name_len = ln->n;
+      l->prio = PRIO_ATTR;
+      l->il = NULL;
+      if (!(l->value =
+                valid_utf8n(&t->tmp, attrs[src].value, attrs[src].value_len, &l->value_len))) {
+        t->nomem = true;
+        return true;
+      }
+      l->h = label_hash_from(ln->h, l->value, l->value_len);
+    }
+    h += res[k].h;
+  }
+  *out = res;
+  *n_out = lo->n_out;
+  *hash = h;
+  return true;
+}
+
 /* The base labels of a point: its attributes (name = key, value = the value's string form; and
- * the resource's, when converted) sanitized and merged, then the scope context. *out is in the tmp
- * arena. Returns 0, 1 when an attribute key is invalid (the point is dropped, as the reference
- * drops it), or -1 when out of memory. */
+ * the resource's, when converted) sanitized and merged, then the scope context (hashed, from
+ * scope_ctx). *out is in the tmp arena. Returns 0, 1 when an attribute key is invalid (the point is
+ * dropped, as the reference drops it), or -1 when out of memory. r is NULL for target_info, which
+ * has no layout to share. */
 static int point_labels(struct tr *t, const struct res_ctx *r, const struct lbl *ctx, size_t n_ctx,
                         const struct lbl *attrs, size_t n_attrs, struct lbl **out, size_t *n_out,
                         uint64_t *hash) {
+  bool cacheable =
+      r && r->n_conv == 0 && n_attrs <= LAYOUT_MAX && n_attrs + n_ctx <= 2 * LAYOUT_MAX;
+  if (cacheable && labels_from_layout(t, ctx, n_ctx, attrs, n_attrs, out, n_out, hash))
+    return t->nomem ? -1 : 0;
   size_t cap = n_attrs + (r ? r->n_conv : 0) + n_ctx;
   struct lbl *v = arena_alloc(&t->tmp, (cap ? cap : 1) * sizeof *v);
-  if (!v)
+  const struct lname **names = arena_alloc(&t->tmp, (n_attrs ? n_attrs : 1) * sizeof *names);
+  if (!v || !names)
     return -1;
   size_t n = 0;
   for (size_t i = 0; i < n_attrs; i++) {
@@ -1479,8 +1584,11 @@ static int point_labels(struct tr *t, const struct res_ctx *r, const struct lbl 
     v[n] = attrs[i];
     v[n].prio = PRIO_ATTR;
     v[n].order = (uint32_t)n;
+    v[n].src = (uint32_t)i;
+    v[n].il = NULL;
     n++;
   }
+  cacheable = cacheable && n == n_attrs;
   for (size_t j = 0; r && j < r->n_conv; j++)
     if (r->conv[j].value_len) {
       v[n] = r->conv[j];
@@ -1494,6 +1602,8 @@ static int point_labels(struct tr *t, const struct res_ctx *r, const struct lbl 
     const struct lname *name = label_name(t, v[i].name, v[i].name_len);
     if (!name)
       return t->nomem ? -1 : 1;
+    if (cacheable)
+      names[v[i].src] = name;
     v[i].name = name->s;
     v[i].name_len = name->n;
     v[i].order = (uint32_t)i;
@@ -1518,6 +1628,7 @@ static int point_labels(struct tr *t, const struct res_ctx *r, const struct lbl 
     }
     v[o++] = v[i];
   }
+  cacheable = cacheable && o == n;
   n = o;
   for (size_t i = 0; i < n; i++) {
     const char *val = valid_utf8n(&t->tmp, v[i].value, v[i].value_len, &v[i].value_len);
@@ -1529,11 +1640,30 @@ static int point_labels(struct tr *t, const struct res_ctx *r, const struct lbl 
   struct lbl *res = arena_alloc(&t->tmp, (n + n_ctx + 1) * sizeof *res);
   if (!res)
     return -1;
-  /* The context's labels come hashed (scope_ctx). */
   n = lbl_merge(v, n, ctx, n_ctx, res);
   uint64_t h = 0;
   for (size_t i = 0; i < n; i++)
     h += res[i].h;
+  if (cacheable) {
+    /* Remember this layout for the next points (keys copied: they may be in scratch memory). */
+    struct label_layout *lo = &t->layout;
+    lo->valid = false;
+    for (size_t i = 0; i < n_attrs; i++) {
+      char *k = arena_strndup(&t->a, attrs[i].name, attrs[i].name_len);
+      if (!k)
+        return -1;
+      lo->key[i] = k;
+      lo->key_len[i] = attrs[i].name_len;
+      lo->name[i] = names[i];
+    }
+    for (size_t k = 0; k < n; k++)
+      lo->src[k] = res[k].src;
+    lo->ctx = ctx;
+    lo->n_ctx = n_ctx;
+    lo->n_attrs = n_attrs;
+    lo->n_out = n;
+    lo->valid = true;
+  }
   *out = res;
   *n_out = n;
   *hash = h;
@@ -1672,11 +1802,7 @@ struct wfield {
   size_t len;
 };
 
-static bool w_varint(struct wire *w, uint64_t *out) {
-  if (w->p < w->end && *w->p < 0x80) {
-    *out = *w->p++;
-    return true;
-  }
+static bool w_varint_slow(struct wire *w, uint64_t *out) {
   uint64_t v = 0;
   for (unsigned shift = 0; shift < 70 && w->p < w->end; shift += 7) {
     uint8_t b = *w->p++;
@@ -1689,10 +1815,34 @@ static bool w_varint(struct wire *w, uint64_t *out) {
   return false;
 }
 
-/* The next field: 1, 0 at the end of the message, -1 for bytes that do not decode. */
-static int w_next(struct wire *w, struct wfield *f) {
+static inline bool w_varint(struct wire *w, uint64_t *out) {
+  if (w->p < w->end && *w->p < 0x80) {
+    *out = *w->p++;
+    return true;
+  }
+  return w_varint_slow(w, out);
+}
+
+static int w_next_slow(struct wire *w, struct wfield *f);
+
+/* The next field: 1, 0 at the end of the message, -1 for bytes that do not decode. Inline for
+ * the usual one-byte tag of a short string or message. */
+static inline int w_next(struct wire *w, struct wfield *f) {
   if (w->p >= w->end)
     return 0;
+  if (w->end - w->p >= 2 && (w->p[0] & 7) == WT_LEN && w->p[0] >= 8 && w->p[0] < 0x80 &&
+      w->p[1] < 0x80 && w->p[1] <= w->end - w->p - 2) {
+    f->num = w->p[0] >> 3;
+    f->wt = WT_LEN;
+    f->v = f->len = w->p[1];
+    f->data = w->p + 2;
+    w->p += 2 + f->len;
+    return 1;
+  }
+  return w_next_slow(w, f);
+}
+
+static int w_next_slow(struct wire *w, struct wfield *f) {
   uint64_t tag;
   if (!w_varint(w, &tag) || tag >> 3 == 0 || tag >> 3 > UINT32_MAX)
     return -1;
@@ -1852,7 +2002,7 @@ static bool key_value_wire(struct tr *t, const uint8_t *p, size_t n, struct lbl 
   const uint8_t *val = NULL;
   size_t val_len = 0, n_val = 0;
   int rc;
-  *out = (struct lbl){"", "", 0, 0, PRIO_ATTR, 0, 0};
+  *out = lbl_make("", "", PRIO_ATTR, 0);
   while ((rc = w_next(&w, &f)) > 0) {
     if (f.num == 1 || f.num == 2) {
       if (f.wt != WT_LEN) {
@@ -1897,7 +2047,9 @@ struct metric_ctx {
   const struct res_ctx *r;
   const struct lbl *ctx;
   size_t n_ctx;
-  const char *name; /* the Prometheus name */
+  const char *name;    /* the Prometheus name */
+  struct lbl name_l;   /* its __name__ label, hashed and interned */
+  uint64_t *latest_ns; /* the resource's, for target_info: number_point keeps it */
   /* The le values of the last bounds seen: the points of a histogram almost always share them,
    * and formatting a double is the costly part of a bucket. */
   const double *le_bounds;
@@ -1959,13 +2111,16 @@ static int number_point(const struct metric_ctx *m, const uint8_t *p, size_t len
   }
   if (rc < 0)
     goto invalid;
+  /* Every point counts for target_info's time, dropped or not. */
+  if (time > *m->latest_ns)
+    *m->latest_ns = time;
   struct lbl *base;
   size_t n;
   uint64_t bh;
   rc = point_labels(t, m->r, m->ctx, m->n_ctx, attrs, n_attrs, &base, &n, &bh);
   if (rc)
     return rc;
-  struct series *s = series_for(t, base, n, bh, m->name, NULL, NULL);
+  struct series *s = series_with(t, base, n, bh, &m->name_l, NULL, NULL);
   if (!s)
     return -1;
   double v = 0;
@@ -2114,7 +2269,7 @@ static int summary_point(const struct metric_ctx *m, const SummaryDataPoint *p) 
     const Opentelemetry__Proto__Metrics__V1__SummaryDataPoint__ValueAtQuantile *q =
         p->quantile_values[i];
     char qs[FLOAT_BUF];
-    s = series_for(t, base, n, bh, m->name, "quantile", fmt_f(q->quantile, qs));
+    s = series_with(t, base, n, bh, &m->name_l, "quantile", fmt_f(q->quantile, qs));
     if (!s)
       return -1;
     add_sample(t, s, ts, stale ? stale_nan() : q->value);
@@ -2251,7 +2406,7 @@ static int exp_histogram_point(const struct metric_ctx *m, const ExpHistogramDat
       h->sum = p->sum;
     h->count_int = p->count;
   }
-  struct series *s = series_for(t, base, n, bh, m->name, NULL, NULL);
+  struct series *s = series_with(t, base, n, bh, &m->name_l, NULL, NULL);
   if (!s)
     return -1;
   add_histogram(t, s, h);
@@ -2314,11 +2469,9 @@ invalid:
   return false;
 }
 
-/* A Gauge's or Sum's wire bytes: the point count, the latest point time, and a sum's
- * temporality and monotonicity. */
+/* A Gauge's or Sum's wire bytes: the point count, and a sum's temporality and monotonicity. */
 struct number_data {
   size_t points;
-  uint64_t latest;
   int temporality;
   bool monotonic;
 };
@@ -2333,19 +2486,6 @@ static bool read_number_data(struct tr *t, const struct metric_head *h, struct n
       if (f.wt != WT_LEN)
         goto invalid;
       d->points++;
-      struct wire pw = {f.data, f.data + f.len};
-      struct wfield pf;
-      uint64_t time = 0;
-      while ((rc = w_next(&pw, &pf)) > 0)
-        if (pf.num == 3) {
-          if (pf.wt != WT_FIXED64)
-            goto invalid;
-          time = pf.v;
-        }
-      if (rc < 0)
-        goto invalid;
-      if (time > d->latest)
-        d->latest = time;
     } else if (h->data == 7 && (f.num == 2 || f.num == 3)) {
       if (f.wt != WT_VARINT)
         goto invalid;
@@ -2360,6 +2500,34 @@ static bool read_number_data(struct tr *t, const struct metric_head *h, struct n
 invalid:
   t->invalid = true;
   return false;
+}
+
+/* The latest point time of a Gauge or Sum whose points are not translated (number_point reads it
+ * of the others). */
+static uint64_t number_latest(struct tr *t, const struct metric_head *h) {
+  uint64_t latest = 0;
+  struct wire w = {h->data_p, h->data_p + h->data_len};
+  struct wfield f;
+  while (w_next(&w, &f) > 0) {
+    if (f.num != 1)
+      continue;
+    struct wire pw = {f.data, f.data + f.len};
+    struct wfield pf;
+    uint64_t time = 0;
+    int rc;
+    while ((rc = w_next(&pw, &pf)) > 0) {
+      if (pf.num != 3)
+        continue;
+      if (pf.wt != WT_FIXED64)
+        t->invalid = true;
+      time = pf.v;
+    }
+    if (rc < 0)
+      t->invalid = true;
+    if (time > latest)
+      latest = time;
+  }
+  return latest;
 }
 
 static Prometheus__MetricMetadata__MetricType metadata_type(struct tr *t,
@@ -2435,12 +2603,19 @@ static void add_metadata(struct tr *t, const struct metric_head *h, int kind, co
   t->meta[t->n_meta++] = md;
 }
 
-static const char invalid_metric_marker[] = "";
+/* A metric's Prometheus name and its __name__ label (hashed and interned). */
+struct pname {
+  const char *s;
+  struct lbl l;
+};
+
+static const struct pname invalid_metric_marker;
 
 /* The Prometheus name of the metric, cached by (kind, name, unit): a batch holds many metrics of
  * few names. NULL with *dropped set when nothing valid is left of the name, NULL alone when out of
  * memory. */
-static const char *prom_name(struct tr *t, const struct metric_head *h, int kind, bool *dropped) {
+static const struct pname *prom_name(struct tr *t, const struct metric_head *h, int kind,
+                                     bool *dropped) {
   *dropped = false;
   size_t klen = 1 + h->name_len + 1 + h->unit_len;
   char *key = arena_alloc(&t->tmp, klen + 1);
@@ -2454,12 +2629,18 @@ static const char *prom_name(struct tr *t, const struct metric_head *h, int kind
   memcpy(key + 2 + h->name_len, h->unit, h->unit_len);
   key[klen] = '\0';
   uint64_t hh = hash_bytes(HASH_SEED, key, klen);
-  const char *v = smap_get(&t->metric_names, key, klen, hh);
+  const struct pname *v = smap_get(&t->metric_names, key, klen, hh);
   if (!v) {
     struct sb nb = {0};
     bool ok = metric_name_into(key + 1, key + 2 + h->name_len, (enum otc_prw_metric_kind)kind,
                                t->ns, t->s->add_metric_suffixes, &nb);
-    v = nb.failed ? NULL : ok ? arena_strdup(&t->a, nb.p) : invalid_metric_marker;
+    struct pname *pn = NULL;
+    if (!nb.failed && ok && (pn = arena_alloc(&t->a, sizeof *pn)) != NULL &&
+        (pn->s = arena_strdup(&t->a, nb.p)) != NULL) {
+      pn->l = name_label(pn->s);
+      pn->l.il = intern(t, &pn->l);
+    }
+    v = nb.failed ? NULL : ok ? (pn && pn->s && pn->l.il ? pn : NULL) : &invalid_metric_marker;
     free(nb.p);
     char *kc = arena_alloc(&t->a, klen);
     if (!v || !kc) {
@@ -2472,7 +2653,7 @@ static const char *prom_name(struct tr *t, const struct metric_head *h, int kind
       return NULL;
     }
   }
-  if (v == invalid_metric_marker) {
+  if (v == &invalid_metric_marker) {
     *dropped = true;
     return NULL;
   }
@@ -2500,7 +2681,6 @@ static void translate_metric(struct tr *t, struct res_ctx *r, const struct lbl *
     if (!read_number_data(t, &h, &d))
       return;
     points = d.points;
-    latest = d.latest;
     temporality = d.temporality;
     if (h.data == 5)
       kind = OTC_PRW_KIND_GAUGE;
@@ -2552,25 +2732,34 @@ static void translate_metric(struct tr *t, struct res_ctx *r, const struct lbl *
   default:
     break;
   }
-  if (latest > r->latest_ns)
-    r->latest_ns = latest;
   t->out->points += points;
+  bool number = h.data == 5 || h.data == 7;
   if (kind < 0) {
+    if (number)
+      latest = number_latest(t, &h);
+    if (latest > r->latest_ns)
+      r->latest_ns = latest;
     t->out->dropped[temporality == TEMPORALITY_DELTA ? OTC_PRW_DROP_DELTA_TEMPORALITY
                                                      : OTC_PRW_DROP_UNSPECIFIED_TEMPORALITY] +=
         points;
     return;
   }
   bool dropped;
-  const char *name = prom_name(t, &h, kind, &dropped);
-  if (!name) {
+  const struct pname *pn = prom_name(t, &h, kind, &dropped);
+  if (!pn) {
+    if (number)
+      latest = number_latest(t, &h);
+    if (latest > r->latest_ns)
+      r->latest_ns = latest;
     if (dropped)
       t->out->dropped[OTC_PRW_DROP_INVALID_NAME] += points;
     return;
   }
+  if (latest > r->latest_ns)
+    r->latest_ns = latest;
   if (t->s->send_metadata && points)
-    add_metadata(t, &h, kind, name);
-  struct metric_ctx mc = {t, r, ctx, n_ctx, name, NULL, 0, NULL};
+    add_metadata(t, &h, kind, pn->s);
+  struct metric_ctx mc = {t, r, ctx, n_ctx, pn->s, pn->l, &r->latest_ns, NULL, 0, NULL};
   struct wire w = {h.data_p, h.data_p + h.data_len};
   for (size_t i = 0; i < points && !t->nomem && !t->invalid; i++) {
     int rc = 0;
@@ -2753,9 +2942,13 @@ static struct lbl *scope_ctx(struct tr *t, const struct res_ctx *r, const Scope 
     }
   }
   *n_out = lbl_resolve(v, n);
-  /* Hashed once here for every point of the scope. */
-  for (size_t i = 0; i < *n_out; i++)
+  /* Hashed and interned once here for every point of the scope. */
+  for (size_t i = 0; i < *n_out; i++) {
     v[i].h = label_hash(&v[i]);
+    v[i].src = SRC_CTX | (uint32_t)i;
+    if (!(v[i].il = intern(t, &v[i])))
+      return NULL;
+  }
   return v;
 }
 
@@ -2955,11 +3148,6 @@ static size_t sort_histograms(Prometheus__Histogram **v, size_t n) {
  * protobuf-c packs proto3 (in field order, zero numbers and empty strings left out), so the bytes
  * are the same. */
 
-static size_t ilabel_len(const struct ilabel *l) {
-  return (l->name_len ? otc_ld_size(l->name_len) : 0) +
-         (l->value_len ? otc_ld_size(l->value_len) : 0);
-}
-
 static size_t sample_len(const struct sample *sm) {
   /* protobuf-c leaves out a double that compares equal to 0 (so -0 too). */
   return (sm->v != 0 ? 9 : 0) + (sm->ts != 0 ? 1 + otc_varint_size((uint64_t)sm->ts) : 0);
@@ -2969,7 +3157,7 @@ static size_t sample_len(const struct sample *sm) {
 static size_t series_len(const struct series *s) {
   size_t n = 0;
   for (size_t i = 0; i < s->n_labels; i++)
-    n += otc_ld_size(ilabel_len(s->labels[i]));
+    n += otc_ld_size(s->labels[i]->len);
   for (size_t i = 0; i < s->n_samples; i++)
     n += otc_ld_size(sample_len(&s->samples[i]));
   for (size_t i = 0; i < s->n_exemplars; i++)
@@ -2995,7 +3183,7 @@ static uint8_t *put_series(uint8_t *p, const struct series *s, size_t len) {
   for (size_t i = 0; i < s->n_labels; i++) {
     const struct ilabel *l = s->labels[i];
     *p++ = 1 << 3 | 2;
-    p = otc_put_varint(p, ilabel_len(l));
+    p = otc_put_varint(p, l->len);
     p = put_bytes_field(p, 1, l->name, l->name_len);
     p = put_bytes_field(p, 2, l->value, l->value_len);
   }
