@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdalign.h>
 #include <stdio.h>
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -998,6 +999,7 @@ struct lbl {
   size_t name_len, value_len;
   uint32_t prio, order;
   uint32_t src;            /* a point's label: SRC_CTX | context index, or attribute index */
+  bool ascii;              /* the value is known to be ASCII (a formatted number or bool) */
   uint64_t h;              /* label_hash, where computed */
   const struct ilabel *il; /* the interned copy, where known */
 };
@@ -1005,7 +1007,7 @@ struct lbl {
 #define SRC_CTX 0x80000000u
 
 static struct lbl lbl_make(const char *name, const char *value, uint32_t prio, uint32_t order) {
-  return (struct lbl){name, value, strlen(name), strlen(value), prio, order, 0, 0, NULL};
+  return (struct lbl){name, value, strlen(name), strlen(value), prio, order, 0, false, 0, NULL};
 }
 
 struct sample {
@@ -1016,9 +1018,10 @@ struct sample {
 /* An interned label: one copy of each distinct name and value pair of the batch, shared by every
  * series that has it, with the lengths its wire form needs. */
 struct ilabel {
-  const char *name, *value;
+  const char *name, *value; /* inside packed */
   size_t name_len, value_len;
-  size_t len; /* of the packed Label */
+  const uint8_t *packed; /* the Label's wire bytes */
+  size_t len;
   uint64_t h;
 };
 
@@ -1340,16 +1343,29 @@ static const struct ilabel *intern(struct tr *t, const struct lbl *l) {
         bytes_eq(il->value, il->value_len, l->value, l->value_len))
       return il;
   }
-  /* One block for the struct and both strings. */
-  struct ilabel *il = arena_alloc(&t->a, sizeof *il + l->name_len + l->value_len);
+  /* One block for the struct and the packed Label (written here once, copied into every series
+   * that has it), whose strings are the name and value. */
+  size_t nl = l->name_len, vl = l->value_len;
+  size_t len = (nl ? otc_ld_size(nl) : 0) + (vl ? otc_ld_size(vl) : 0);
+  struct ilabel *il = arena_alloc(&t->a, sizeof *il + len);
   if (!il)
     return NULL;
-  char *p = (char *)(il + 1);
-  memcpy(p, l->name, l->name_len);
-  memcpy(p + l->name_len, l->value, l->value_len);
-  *il = (struct ilabel){p, p + l->name_len, l->name_len, l->value_len, 0, l->h};
-  il->len = (il->name_len ? otc_ld_size(il->name_len) : 0) +
-            (il->value_len ? otc_ld_size(il->value_len) : 0);
+  uint8_t *packed = (uint8_t *)(il + 1), *w = packed;
+  const char *name = "", *value = "";
+  if (nl) {
+    *w++ = 1 << 3 | 2;
+    w = otc_put_varint(w, nl);
+    name = (const char *)w;
+    memcpy(w, l->name, nl);
+    w += nl;
+  }
+  if (vl) {
+    *w++ = 2 << 3 | 2;
+    w = otc_put_varint(w, vl);
+    value = (const char *)w;
+    memcpy(w, l->value, vl);
+  }
+  *il = (struct ilabel){name, value, nl, vl, packed, len, l->h};
   t->interned[i] = il;
   t->n_interned++;
   return il;
@@ -1542,8 +1558,8 @@ static bool labels_from_layout(struct tr *t, const struct lbl *ctx, size_t n_ctx
       l->name_len = ln->n;
       l->prio = PRIO_ATTR;
       l->il = NULL;
-      if (!(l->value =
-                valid_utf8n(&t->tmp, attrs[src].value, attrs[src].value_len, &l->value_len))) {
+      if (!l->ascii && !(l->value = valid_utf8n(&t->tmp, attrs[src].value, attrs[src].value_len,
+                                                &l->value_len))) {
         t->nomem = true;
         return true;
       }
@@ -1839,6 +1855,14 @@ static inline int w_next(struct wire *w, struct wfield *f) {
     w->p += 2 + f->len;
     return 1;
   }
+  if (w->end - w->p >= 9 && (w->p[0] & 7) == WT_FIXED64 && w->p[0] >= 8 && w->p[0] < 0x80) {
+    f->num = w->p[0] >> 3;
+    f->wt = WT_FIXED64;
+    memcpy(&f->v, w->p + 1, 8);
+    f->v = le64toh(f->v);
+    w->p += 9;
+    return 1;
+  }
   return w_next_slow(w, f);
 }
 
@@ -1995,8 +2019,76 @@ static bool any_value_wire(struct tr *t, const uint8_t *p, size_t n, const char 
   return false;
 }
 
+/* The usual KeyValue: one-byte tags and lengths, the key, then a value holding one string, bool,
+ * int or double. Returns false for any other shape (key_value_wire reads those in full). */
+static bool key_value_simple(struct tr *t, const uint8_t *p, size_t n, struct lbl *out) {
+  if (n < 6 || p[0] != 0x0a || p[1] >= 0x80 || (size_t)p[1] + 4 > n)
+    return false;
+  const uint8_t *q = p + 2 + p[1], *v = q + 2;
+  size_t vl = q[1];
+  if (q[0] != 0x12 || vl >= 0x80 || vl < 2 || (size_t)(v + vl - p) != n)
+    return false;
+  struct wfield f = {.data = p + 2, .len = p[1]};
+  const char *s;
+  size_t sl;
+  char num[FLOAT_BUF];
+  switch (v[0]) {
+  case 0x0a: /* string_value */
+    if (v[1] >= 0x80 || (size_t)v[1] + 2 != vl)
+      return false;
+    f = (struct wfield){.data = v + 2, .len = v[1]};
+    w_str(&f, &s, &sl);
+    break;
+  case 0x10: /* bool_value */
+    if (vl != 2 || v[1] >= 0x80)
+      return false;
+    s = v[1] ? "true" : "false";
+    sl = v[1] ? 4 : 5;
+    break;
+  case 0x18:   /* int_value */
+  case 0x21: { /* double_value */
+    struct wire w = {v + 1, v + vl};
+    uint64_t x;
+    if (v[0] == 0x18) {
+      if (!w_varint(&w, &x) || w.p != w.end)
+        return false;
+      s = fmt_int((int64_t)x, num);
+    } else {
+      if (vl != 9)
+        return false;
+      double d;
+      memcpy(&x, v + 1, 8);
+      x = le64toh(x);
+      memcpy(&d, &x, sizeof d);
+      s = fmt_es6(d, num);
+    }
+    sl = strlen(s);
+    char *c = arena_strndup(&t->tmp, s, sl);
+    if (!c) {
+      t->nomem = true;
+      return false;
+    }
+    s = c;
+    break;
+  }
+  default:
+    return false;
+  }
+  *out = lbl_make("", "", PRIO_ATTR, 0);
+  f = (struct wfield){.data = p + 2, .len = p[1]};
+  w_str(&f, &out->name, &out->name_len);
+  out->value = s;
+  out->value_len = sl;
+  out->ascii = v[0] != 0x0a;
+  return true;
+}
+
 /* A KeyValue's wire bytes as an attribute (name = key). */
 static bool key_value_wire(struct tr *t, const uint8_t *p, size_t n, struct lbl *out) {
+  if (key_value_simple(t, p, n, out))
+    return true;
+  if (t->nomem)
+    return false;
   struct wire w = {p, p + n};
   struct wfield f;
   const uint8_t *val = NULL;
@@ -2063,8 +2155,10 @@ static int number_point(const struct metric_ctx *m, const uint8_t *p, size_t len
   struct tr *t = m->t;
   struct wire w = {p, p + len};
   struct wfield f;
-  size_t n_attrs = 0, cap_attrs = 0, n_ex = 0;
-  struct lbl *attrs = NULL;
+  /* Room for the usual attribute count without an allocation. */
+  struct lbl stack_attrs[16];
+  size_t n_attrs = 0, cap_attrs = 16, n_ex = 0;
+  struct lbl *attrs = stack_attrs;
   uint64_t time = 0, bits = 0;
   uint32_t flags = 0, value_field = 0;
   int rc;
@@ -3167,15 +3261,6 @@ static size_t series_len(const struct series *s) {
   return n;
 }
 
-static uint8_t *put_bytes_field(uint8_t *p, unsigned field, const char *s, size_t n) {
-  if (n == 0)
-    return p;
-  *p++ = (uint8_t)(field << 3 | 2);
-  p = otc_put_varint(p, n);
-  memcpy(p, s, n);
-  return p + n;
-}
-
 /* Writes s as WriteRequest field 1 (len: series_len(s)). */
 static uint8_t *put_series(uint8_t *p, const struct series *s, size_t len) {
   *p++ = 1 << 3 | 2;
@@ -3184,8 +3269,8 @@ static uint8_t *put_series(uint8_t *p, const struct series *s, size_t len) {
     const struct ilabel *l = s->labels[i];
     *p++ = 1 << 3 | 2;
     p = otc_put_varint(p, l->len);
-    p = put_bytes_field(p, 1, l->name, l->name_len);
-    p = put_bytes_field(p, 2, l->value, l->value_len);
+    memcpy(p, l->packed, l->len);
+    p += l->len;
   }
   for (size_t i = 0; i < s->n_samples; i++) {
     const struct sample *sm = &s->samples[i];
