@@ -998,16 +998,18 @@ struct lbl {
   const char *name, *value;
   size_t name_len, value_len;
   uint32_t prio, order;
-  uint32_t src;            /* a point's label: SRC_CTX | context index, or attribute index */
-  bool ascii;              /* the value is known to be ASCII (a formatted number or bool) */
-  uint64_t h;              /* label_hash, where computed */
-  const struct ilabel *il; /* the interned copy, where known */
+  uint32_t src; /* a point's label: SRC_CTX | context index, or attribute index */
+  bool ascii;   /* the value is known to be ASCII (a formatted number or bool) */
+  /* The label as a TimeSeries field (a packed Label), where made ahead: context and __name__
+   * labels, the same in many series. */
+  const uint8_t *packed;
+  size_t packed_len;
 };
 
 #define SRC_CTX 0x80000000u
 
 static struct lbl lbl_make(const char *name, const char *value, uint32_t prio, uint32_t order) {
-  return (struct lbl){name, value, strlen(name), strlen(value), prio, order, 0, false, 0, NULL};
+  return (struct lbl){name, value, strlen(name), strlen(value), prio, order, 0, false, NULL, 0};
 }
 
 struct sample {
@@ -1015,20 +1017,10 @@ struct sample {
   int64_t ts;
 };
 
-/* An interned label: one copy of each distinct name and value pair of the batch, shared by every
- * series that has it, with the lengths its wire form needs. */
-struct ilabel {
-  const char *name, *value; /* inside packed */
-  size_t name_len, value_len;
-  const uint8_t *packed; /* the Label's wire bytes */
-  size_t len;
-  uint64_t h;
-};
-
 struct series {
-  uint64_t hash;
-  const struct ilabel **labels; /* sorted by name, unique */
-  size_t n_labels;
+  uint64_t hash;         /* of labels */
+  const uint8_t *labels; /* the TimeSeries' label fields, packed: its identity */
+  size_t labels_len;
   struct sample *samples;
   size_t n_samples, cap_samples;
   Prometheus__Histogram **hists;
@@ -1083,8 +1075,7 @@ struct tr {
   Prometheus__MetricMetadata **meta;
   size_t n_meta, cap_meta;
   struct smap meta_seen;
-  struct ilabel **interned; /* hash set of labels */
-  size_t interned_cap, n_interned;
+
   struct label_layout layout;
   bool nomem;
   bool invalid; /* bytes that do not decode (the wire scan let them through) */
@@ -1162,14 +1153,13 @@ static bool smap_put(struct tr *t, struct smap *m, const char *key, size_t n, ui
   return true;
 }
 
-/* A sanitized label name, its length and hash, as the names map holds it. */
+/* A sanitized label name and its length, as the names map holds it. */
 struct lname {
   const char *s;
   size_t n;
-  uint64_t h; /* hash_bytes(HASH_SEED, s, n): the first half of label_hash */
 };
 
-static const struct lname invalid_name_marker = {"", 0, 0};
+static const struct lname invalid_name_marker = {"", 0};
 
 /* The label name of an attribute key, cached for the batch (the same few keys come with every
  * point). Returns NULL for an invalid key (and sets t->nomem when out of memory). */
@@ -1189,7 +1179,7 @@ static const struct lname *label_name(struct tr *t, const char *key, size_t key_
     struct lname *ln = arena_alloc(&t->a, sizeof *ln);
     if (ln && (ln->s = arena_strndup(&t->a, b.p, b.len)) != NULL) {
       ln->n = b.len;
-      ln->h = hash_bytes(HASH_SEED, ln->s, ln->n);
+
       name = ln;
     } else {
       t->nomem = true;
@@ -1301,97 +1291,68 @@ static size_t lbl_merge(const struct lbl *a, size_t na, const struct lbl *b, siz
 
 /* --- series --- */
 
-/* The hash of one label. A series' hash is the sum of its labels' (they are unique by name), so
- * that the hash of a point's base labels is computed once for all the series the point makes. */
-static uint64_t label_hash_from(uint64_t name_h, const char *value, size_t n) {
-  uint64_t h = hash_bytes(name_h, value, n);
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  return h;
+/* A label's size as a TimeSeries field 1: the Label message, empty strings left out as protobuf-c
+ * leaves them out. */
+static size_t label_field_size(const struct lbl *l) {
+  if (l->packed)
+    return l->packed_len;
+  size_t body =
+      (l->name_len ? otc_ld_size(l->name_len) : 0) + (l->value_len ? otc_ld_size(l->value_len) : 0);
+  return otc_ld_size(body);
 }
 
-static uint64_t label_hash(const struct lbl *l) {
-  return label_hash_from(hash_bytes(HASH_SEED, l->name, l->name_len), l->value, l->value_len);
+static uint8_t *put_string_field(uint8_t *p, unsigned field, const char *s, size_t n) {
+  if (n == 0)
+    return p;
+  *p++ = (uint8_t)(field << 3 | 2);
+  p = otc_put_varint(p, n);
+  memcpy(p, s, n);
+  return p + n;
 }
 
-/* The one interned copy of a name and value (copied into the arena), shared by every series that
- * has it: series of one batch share most of their labels. l->h is its label_hash. */
-static const struct ilabel *intern(struct tr *t, const struct lbl *l) {
-  if (l->il)
-    return l->il;
-  if ((t->n_interned + 1) * 10 > t->interned_cap * 7) {
-    size_t ncap = t->interned_cap ? t->interned_cap * 2 : 1024;
-    struct ilabel **nl = arena_zalloc(&t->a, ncap * sizeof *nl);
-    if (!nl)
-      return NULL;
-    for (size_t i = 0; i < t->interned_cap; i++) {
-      if (!t->interned[i])
-        continue;
-      size_t j = t->interned[i]->h & (ncap - 1);
-      while (nl[j])
-        j = (j + 1) & (ncap - 1);
-      nl[j] = t->interned[i];
-    }
-    t->interned = nl;
-    t->interned_cap = ncap;
+static uint8_t *put_label(uint8_t *p, const struct lbl *l) {
+  if (l->packed) {
+    memcpy(p, l->packed, l->packed_len);
+    return p + l->packed_len;
   }
-  size_t i = l->h & (t->interned_cap - 1);
-  for (; t->interned[i]; i = (i + 1) & (t->interned_cap - 1)) {
-    const struct ilabel *il = t->interned[i];
-    if (il->h == l->h && bytes_eq(il->name, il->name_len, l->name, l->name_len) &&
-        bytes_eq(il->value, il->value_len, l->value, l->value_len))
-      return il;
-  }
-  /* One block for the struct and the packed Label (written here once, copied into every series
-   * that has it), whose strings are the name and value. */
-  size_t nl = l->name_len, vl = l->value_len;
-  size_t len = (nl ? otc_ld_size(nl) : 0) + (vl ? otc_ld_size(vl) : 0);
-  struct ilabel *il = arena_alloc(&t->a, sizeof *il + len);
-  if (!il)
-    return NULL;
-  uint8_t *packed = (uint8_t *)(il + 1), *w = packed;
-  const char *name = "", *value = "";
-  if (nl) {
-    *w++ = 1 << 3 | 2;
-    w = otc_put_varint(w, nl);
-    name = (const char *)w;
-    memcpy(w, l->name, nl);
-    w += nl;
-  }
-  if (vl) {
-    *w++ = 2 << 3 | 2;
-    w = otc_put_varint(w, vl);
-    value = (const char *)w;
-    memcpy(w, l->value, vl);
-  }
-  *il = (struct ilabel){name, value, nl, vl, packed, len, l->h};
-  t->interned[i] = il;
-  t->n_interned++;
-  return il;
+  *p++ = 1 << 3 | 2;
+  p = otc_put_varint(p, (l->name_len ? otc_ld_size(l->name_len) : 0) +
+                            (l->value_len ? otc_ld_size(l->value_len) : 0));
+  p = put_string_field(p, 1, l->name, l->name_len);
+  return put_string_field(p, 2, l->value, l->value_len);
 }
 
-static bool labels_equal(const struct series *s, const struct lbl *l, size_t n) {
-  if (s->n_labels != n)
+/* Makes l's packed form ahead, in arena a (for a label that many series share). */
+static bool prepack(struct arena *a, struct lbl *l) {
+  size_t n = label_field_size(l);
+  uint8_t *p = arena_alloc(a, n);
+  if (!p)
     return false;
-  for (size_t i = 0; i < n; i++) {
-    const struct ilabel *il = s->labels[i];
-    if (il->h != l[i].h || !bytes_eq(il->name, il->name_len, l[i].name, l[i].name_len) ||
-        !bytes_eq(il->value, il->value_len, l[i].value, l[i].value_len))
-      return false;
-  }
+  put_label(p, l);
+  l->packed = p;
+  l->packed_len = n;
   return true;
 }
 
-/* The series with labels l (sorted, unique, non-empty values, hashed; any storage: they are copied
- * when the series is new). NULL when out of memory. */
-static struct series *get_series(struct tr *t, const struct lbl *l, size_t n, uint64_t h) {
+/* The series with labels l (sorted, unique, non-empty values; any storage). A series is known by
+ * the packed bytes of its labels: made once, hashed and compared whole, and copied into the
+ * request as they are. NULL when out of memory. */
+static struct series *get_series(struct tr *t, const struct lbl *l, size_t n) {
+  size_t len = 0;
+  for (size_t i = 0; i < n; i++)
+    len += label_field_size(&l[i]);
+  uint8_t *buf = arena_alloc(&t->tmp, len ? len : 1), *p = buf;
+  if (!buf)
+    goto nomem;
+  for (size_t i = 0; i < n; i++)
+    p = put_label(p, &l[i]);
+  uint64_t h = hash_bytes(HASH_SEED, buf, len);
   if (t->table_cap) {
     for (size_t i = h & (t->table_cap - 1);; i = (i + 1) & (t->table_cap - 1)) {
       struct series *s = t->table[i];
       if (!s)
         break;
-      if (s->hash == h && labels_equal(s, l, n))
+      if (s->hash == h && s->labels_len == len && memcmp(s->labels, buf, len) == 0)
         return s;
     }
   }
@@ -1413,17 +1374,15 @@ static struct series *get_series(struct tr *t, const struct lbl *l, size_t n, ui
     t->table_cap = ncap;
   }
   struct series *s = arena_zalloc(&t->a, sizeof *s);
-  const struct ilabel **copy = arena_alloc(&t->a, (n ? n : 1) * sizeof *copy);
+  uint8_t *copy = arena_alloc(&t->a, len ? len : 1);
   struct series **list = arena_grow(&t->a, t->list, t->n_series, &t->cap_series, sizeof *list);
   if (!s || !copy || !list)
     goto nomem;
   t->list = list;
-  for (size_t i = 0; i < n; i++)
-    if (!(copy[i] = intern(t, &l[i])))
-      goto nomem;
+  memcpy(copy, buf, len);
   s->hash = h;
   s->labels = copy;
-  s->n_labels = n;
+  s->labels_len = len;
   size_t j = h & (t->table_cap - 1);
   while (t->table[j])
     j = (j + 1) & (t->table_cap - 1);
@@ -1472,17 +1431,15 @@ static void add_exemplar(struct tr *t, struct series *s, Prometheus__Exemplar *e
   s->exemplars[s->n_exemplars++] = e;
 }
 
-/* A series of base labels (sorted, unique, hashed into base_h) plus the series' own (prio
- * PRIO_SERIES) name and, optionally, one more pair (le, quantile). */
+/* A series of base labels (sorted, unique) plus the series' own (prio PRIO_SERIES) name label and,
+ * optionally, one more pair (le, quantile). */
 static struct series *series_with(struct tr *t, const struct lbl *base, size_t n_base,
-                                  uint64_t base_h, const struct lbl *name, const char *k,
-                                  const char *v) {
+                                  const struct lbl *name, const char *k, const char *v) {
   struct lbl extra[2];
   size_t ne = 0;
   extra[ne++] = *name;
   if (k) {
     extra[ne] = lbl_make(k, v, PRIO_SERIES, 1);
-    extra[ne].h = label_hash(&extra[ne]);
     if (name_cmp(&extra[1], &extra[0]) < 0) {
       struct lbl x = extra[0];
       extra[0] = extra[1];
@@ -1495,35 +1452,24 @@ static struct series *series_with(struct tr *t, const struct lbl *base, size_t n
     t->nomem = true;
     return NULL;
   }
-  /* The extras replace base labels of their names: take those out of the hash. */
-  uint64_t h = base_h;
-  for (size_t i = 0; i < n_base; i++)
-    for (size_t j = 0; j < ne; j++)
-      if (name_eq(&base[i], &extra[j]))
-        h -= base[i].h;
-  for (size_t j = 0; j < ne; j++)
-    if (extra[j].value_len)
-      h += extra[j].h;
   size_t n = lbl_merge(base, n_base, extra, ne, l);
-  return get_series(t, l, n, h);
+  return get_series(t, l, n);
 }
 
-/* The __name__ label of name, hashed. */
+/* The __name__ label of name. */
 static struct lbl name_label(const char *name) {
-  struct lbl l = lbl_make("__name__", name, PRIO_SERIES, 0);
-  l.h = label_hash(&l);
-  return l;
+  return lbl_make("__name__", name, PRIO_SERIES, 0);
 }
 
 /* series_with for a name not prepared (a suffixed one); NULL name: out of memory. */
 static struct series *series_for(struct tr *t, const struct lbl *base, size_t n_base,
-                                 uint64_t base_h, const char *name, const char *k, const char *v) {
+                                 const char *name, const char *k, const char *v) {
   if (!name) {
     t->nomem = true;
     return NULL;
   }
   struct lbl nl = name_label(name);
-  return series_with(t, base, n_base, base_h, &nl, k, v);
+  return series_with(t, base, n_base, &nl, k, v);
 }
 
 /* --- labels of a data point --- */
@@ -1532,7 +1478,7 @@ static struct series *series_for(struct tr *t, const struct lbl *base, size_t n_
  * same keys (all with values) under the same scope context; false when they do not. */
 static bool labels_from_layout(struct tr *t, const struct lbl *ctx, size_t n_ctx,
                                const struct lbl *attrs, size_t n_attrs, struct lbl **out,
-                               size_t *n_out, uint64_t *hash) {
+                               size_t *n_out) {
   const struct label_layout *lo = &t->layout;
   if (!lo->valid || lo->ctx != ctx || lo->n_ctx != n_ctx || lo->n_attrs != n_attrs)
     return false;
@@ -1545,7 +1491,6 @@ static bool labels_from_layout(struct tr *t, const struct lbl *ctx, size_t n_ctx
     t->nomem = true;
     return true;
   }
-  uint64_t h = 0;
   for (size_t k = 0; k < lo->n_out; k++) {
     uint32_t src = lo->src[k];
     if (src & SRC_CTX) {
@@ -1557,19 +1502,16 @@ static bool labels_from_layout(struct tr *t, const struct lbl *ctx, size_t n_ctx
       l->name = ln->s;
       l->name_len = ln->n;
       l->prio = PRIO_ATTR;
-      l->il = NULL;
+      l->packed = NULL;
       if (!l->ascii && !(l->value = valid_utf8n(&t->tmp, attrs[src].value, attrs[src].value_len,
                                                 &l->value_len))) {
         t->nomem = true;
         return true;
       }
-      l->h = label_hash_from(ln->h, l->value, l->value_len);
     }
-    h += res[k].h;
   }
   *out = res;
   *n_out = lo->n_out;
-  *hash = h;
   return true;
 }
 
@@ -1579,11 +1521,10 @@ static bool labels_from_layout(struct tr *t, const struct lbl *ctx, size_t n_ctx
  * dropped, as the reference drops it), or -1 when out of memory. r is NULL for target_info, which
  * has no layout to share. */
 static int point_labels(struct tr *t, const struct res_ctx *r, const struct lbl *ctx, size_t n_ctx,
-                        const struct lbl *attrs, size_t n_attrs, struct lbl **out, size_t *n_out,
-                        uint64_t *hash) {
+                        const struct lbl *attrs, size_t n_attrs, struct lbl **out, size_t *n_out) {
   bool cacheable =
       r && r->n_conv == 0 && n_attrs <= LAYOUT_MAX && n_attrs + n_ctx <= 2 * LAYOUT_MAX;
-  if (cacheable && labels_from_layout(t, ctx, n_ctx, attrs, n_attrs, out, n_out, hash))
+  if (cacheable && labels_from_layout(t, ctx, n_ctx, attrs, n_attrs, out, n_out))
     return t->nomem ? -1 : 0;
   size_t cap = n_attrs + (r ? r->n_conv : 0) + n_ctx;
   struct lbl *v = arena_alloc(&t->tmp, (cap ? cap : 1) * sizeof *v);
@@ -1601,7 +1542,7 @@ static int point_labels(struct tr *t, const struct res_ctx *r, const struct lbl 
     v[n].prio = PRIO_ATTR;
     v[n].order = (uint32_t)n;
     v[n].src = (uint32_t)i;
-    v[n].il = NULL;
+    v[n].packed = NULL;
     n++;
   }
   cacheable = cacheable && n == n_attrs;
@@ -1651,15 +1592,11 @@ static int point_labels(struct tr *t, const struct res_ctx *r, const struct lbl 
     if (!val)
       return -1;
     v[i].value = val;
-    v[i].h = label_hash(&v[i]);
   }
   struct lbl *res = arena_alloc(&t->tmp, (n + n_ctx + 1) * sizeof *res);
   if (!res)
     return -1;
   n = lbl_merge(v, n, ctx, n_ctx, res);
-  uint64_t h = 0;
-  for (size_t i = 0; i < n; i++)
-    h += res[i].h;
   if (cacheable) {
     /* Remember this layout for the next points (keys copied: they may be in scratch memory). */
     struct label_layout *lo = &t->layout;
@@ -1682,7 +1619,6 @@ static int point_labels(struct tr *t, const struct res_ctx *r, const struct lbl 
   }
   *out = res;
   *n_out = n;
-  *hash = h;
   return 0;
 }
 
@@ -2140,7 +2076,7 @@ struct metric_ctx {
   const struct lbl *ctx;
   size_t n_ctx;
   const char *name;    /* the Prometheus name */
-  struct lbl name_l;   /* its __name__ label, hashed and interned */
+  struct lbl name_l;   /* its __name__ label, packed ahead */
   uint64_t *latest_ns; /* the resource's, for target_info: number_point keeps it */
   /* The le values of the last bounds seen: the points of a histogram almost always share them,
    * and formatting a double is the costly part of a bucket. */
@@ -2210,11 +2146,10 @@ static int number_point(const struct metric_ctx *m, const uint8_t *p, size_t len
     *m->latest_ns = time;
   struct lbl *base;
   size_t n;
-  uint64_t bh;
-  rc = point_labels(t, m->r, m->ctx, m->n_ctx, attrs, n_attrs, &base, &n, &bh);
+  rc = point_labels(t, m->r, m->ctx, m->n_ctx, attrs, n_attrs, &base, &n);
   if (rc)
     return rc;
-  struct series *s = series_with(t, base, n, bh, &m->name_l, NULL, NULL);
+  struct series *s = series_with(t, base, n, &m->name_l, NULL, NULL);
   if (!s)
     return -1;
   double v = 0;
@@ -2269,22 +2204,21 @@ static int histogram_point(struct metric_ctx *m, const HistogramDataPoint *p) {
   struct tr *t = m->t;
   struct lbl *base;
   size_t n;
-  uint64_t bh;
   struct lbl *attrs = kv_attrs(t, p->attributes, p->n_attributes);
   if (!attrs)
     return -1;
-  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, attrs, p->n_attributes, &base, &n, &bh);
+  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, attrs, p->n_attributes, &base, &n);
   if (rc)
     return rc;
   bool stale = p->flags & NO_RECORDED_VALUE;
   int64_t ts = to_ms(p->time_unix_nano);
   if (p->_sum_case == OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT___SUM_SUM) {
-    struct series *s = series_for(t, base, n, bh, suffixed(t, m->name, "_sum"), NULL, NULL);
+    struct series *s = series_for(t, base, n, suffixed(t, m->name, "_sum"), NULL, NULL);
     if (!s)
       return -1;
     add_sample(t, s, ts, stale ? stale_nan() : p->sum);
   }
-  struct series *cs = series_for(t, base, n, bh, suffixed(t, m->name, "_count"), NULL, NULL);
+  struct series *cs = series_for(t, base, n, suffixed(t, m->name, "_count"), NULL, NULL);
   if (!cs)
     return -1;
   add_sample(t, cs, ts, stale ? stale_nan() : (double)p->count);
@@ -2309,13 +2243,13 @@ static int histogram_point(struct metric_ctx *m, const HistogramDataPoint *p) {
   uint64_t cumulative = 0;
   for (size_t i = 0; i < nb; i++) {
     cumulative += p->bucket_counts[i];
-    struct series *s = series_for(t, base, n, bh, bucket, "le", m->le[i]);
+    struct series *s = series_for(t, base, n, bucket, "le", m->le[i]);
     if (!s)
       return -1;
     add_sample(t, s, ts, stale ? stale_nan() : (double)cumulative);
     bounds[i] = (struct bound){p->explicit_bounds[i], s};
   }
-  struct series *inf = series_for(t, base, n, bh, bucket, "le", "+Inf");
+  struct series *inf = series_for(t, base, n, bucket, "le", "+Inf");
   if (!inf)
     return -1;
   add_sample(t, inf, ts, stale ? stale_nan() : (double)p->count);
@@ -2342,20 +2276,19 @@ static int summary_point(const struct metric_ctx *m, const SummaryDataPoint *p) 
   struct tr *t = m->t;
   struct lbl *base;
   size_t n;
-  uint64_t bh;
   struct lbl *attrs = kv_attrs(t, p->attributes, p->n_attributes);
   if (!attrs)
     return -1;
-  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, attrs, p->n_attributes, &base, &n, &bh);
+  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, attrs, p->n_attributes, &base, &n);
   if (rc)
     return rc;
   bool stale = p->flags & NO_RECORDED_VALUE;
   int64_t ts = to_ms(p->time_unix_nano);
-  struct series *s = series_for(t, base, n, bh, suffixed(t, m->name, "_sum"), NULL, NULL);
+  struct series *s = series_for(t, base, n, suffixed(t, m->name, "_sum"), NULL, NULL);
   if (!s)
     return -1;
   add_sample(t, s, ts, stale ? stale_nan() : p->sum);
-  s = series_for(t, base, n, bh, suffixed(t, m->name, "_count"), NULL, NULL);
+  s = series_for(t, base, n, suffixed(t, m->name, "_count"), NULL, NULL);
   if (!s)
     return -1;
   add_sample(t, s, ts, stale ? stale_nan() : (double)p->count);
@@ -2363,7 +2296,7 @@ static int summary_point(const struct metric_ctx *m, const SummaryDataPoint *p) 
     const Opentelemetry__Proto__Metrics__V1__SummaryDataPoint__ValueAtQuantile *q =
         p->quantile_values[i];
     char qs[FLOAT_BUF];
-    s = series_with(t, base, n, bh, &m->name_l, "quantile", fmt_f(q->quantile, qs));
+    s = series_with(t, base, n, &m->name_l, "quantile", fmt_f(q->quantile, qs));
     if (!s)
       return -1;
     add_sample(t, s, ts, stale ? stale_nan() : q->value);
@@ -2456,11 +2389,10 @@ static int exp_histogram_point(const struct metric_ctx *m, const ExpHistogramDat
     return 2;
   struct lbl *base;
   size_t n;
-  uint64_t bh;
   struct lbl *attrs = kv_attrs(t, p->attributes, p->n_attributes);
   if (!attrs)
     return -1;
-  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, attrs, p->n_attributes, &base, &n, &bh);
+  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, attrs, p->n_attributes, &base, &n);
   if (rc)
     return rc;
   int scale = p->scale, down = 0;
@@ -2500,7 +2432,7 @@ static int exp_histogram_point(const struct metric_ctx *m, const ExpHistogramDat
       h->sum = p->sum;
     h->count_int = p->count;
   }
-  struct series *s = series_with(t, base, n, bh, &m->name_l, NULL, NULL);
+  struct series *s = series_with(t, base, n, &m->name_l, NULL, NULL);
   if (!s)
     return -1;
   add_histogram(t, s, h);
@@ -2697,7 +2629,7 @@ static void add_metadata(struct tr *t, const struct metric_head *h, int kind, co
   t->meta[t->n_meta++] = md;
 }
 
-/* A metric's Prometheus name and its __name__ label (hashed and interned). */
+/* A metric's Prometheus name and its __name__ label (packed ahead). */
 struct pname {
   const char *s;
   struct lbl l;
@@ -2732,9 +2664,10 @@ static const struct pname *prom_name(struct tr *t, const struct metric_head *h, 
     if (!nb.failed && ok && (pn = arena_alloc(&t->a, sizeof *pn)) != NULL &&
         (pn->s = arena_strdup(&t->a, nb.p)) != NULL) {
       pn->l = name_label(pn->s);
-      pn->l.il = intern(t, &pn->l);
+      if (!prepack(&t->a, &pn->l))
+        pn = NULL;
     }
-    v = nb.failed ? NULL : ok ? (pn && pn->s && pn->l.il ? pn : NULL) : &invalid_metric_marker;
+    v = nb.failed ? NULL : ok ? pn : &invalid_metric_marker;
     free(nb.p);
     char *kc = arena_alloc(&t->a, klen);
     if (!v || !kc) {
@@ -3036,11 +2969,10 @@ static struct lbl *scope_ctx(struct tr *t, const struct res_ctx *r, const Scope 
     }
   }
   *n_out = lbl_resolve(v, n);
-  /* Hashed and interned once here for every point of the scope. */
+  /* Packed once here for every series of the scope. */
   for (size_t i = 0; i < *n_out; i++) {
-    v[i].h = label_hash(&v[i]);
     v[i].src = SRC_CTX | (uint32_t)i;
-    if (!(v[i].il = intern(t, &v[i])))
+    if (!prepack(&t->a, &v[i]))
       return NULL;
   }
   return v;
@@ -3080,16 +3012,14 @@ static void add_target_info(struct tr *t, const Resource *res, const struct res_
                               PRIO_EXTERNAL, (uint32_t)(n_ctx + i));
   struct lbl *base;
   size_t nb;
-  uint64_t bh;
   size_t n_ext = lbl_resolve(ext, n_ctx + t->s->n_external_labels);
-  for (size_t i = 0; i < n_ext; i++)
-    ext[i].h = label_hash(&ext[i]);
+
   struct lbl *al = kv_attrs(t, attrs, n);
   if (!al) {
     t->nomem = true;
     return;
   }
-  int rc = point_labels(t, NULL, ext, n_ext, al, n, &base, &nb, &bh);
+  int rc = point_labels(t, NULL, ext, n_ext, al, n, &base, &nb);
   if (rc < 0)
     t->nomem = true;
   if (rc != 0)
@@ -3112,7 +3042,7 @@ static void add_target_info(struct tr *t, const Resource *res, const struct res_
     sprintf(s, "%s_target_info", t->ns);
     name = s;
   }
-  struct series *s = series_for(t, base, nb, bh, name, NULL, NULL);
+  struct series *s = series_for(t, base, nb, name, NULL, NULL);
   if (!s)
     return;
   s->target_info = true;
@@ -3237,7 +3167,7 @@ static size_t sort_histograms(Prometheus__Histogram **v, size_t n) {
 }
 
 /* A series is written directly rather than through protobuf-c's generic size and pack passes,
- * which cost more than the translation: labels from their interned lengths, samples field by
+ * which cost more than the translation: labels as get_series packed them, samples field by
  * field, and only the rare histograms and exemplars through protobuf-c. The fields come as
  * protobuf-c packs proto3 (in field order, zero numbers and empty strings left out), so the bytes
  * are the same. */
@@ -3250,8 +3180,7 @@ static size_t sample_len(const struct sample *sm) {
 /* The packed size of the TimeSeries of s. */
 static size_t series_len(const struct series *s) {
   size_t n = 0;
-  for (size_t i = 0; i < s->n_labels; i++)
-    n += otc_ld_size(s->labels[i]->len);
+  n += s->labels_len;
   for (size_t i = 0; i < s->n_samples; i++)
     n += otc_ld_size(sample_len(&s->samples[i]));
   for (size_t i = 0; i < s->n_exemplars; i++)
@@ -3265,13 +3194,8 @@ static size_t series_len(const struct series *s) {
 static uint8_t *put_series(uint8_t *p, const struct series *s, size_t len) {
   *p++ = 1 << 3 | 2;
   p = otc_put_varint(p, len);
-  for (size_t i = 0; i < s->n_labels; i++) {
-    const struct ilabel *l = s->labels[i];
-    *p++ = 1 << 3 | 2;
-    p = otc_put_varint(p, l->len);
-    memcpy(p, l->packed, l->len);
-    p += l->len;
-  }
+  memcpy(p, s->labels, s->labels_len);
+  p += s->labels_len;
   for (size_t i = 0; i < s->n_samples; i++) {
     const struct sample *sm = &s->samples[i];
     *p++ = 2 << 3 | 2;
