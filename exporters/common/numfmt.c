@@ -22,15 +22,28 @@ static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1
 
 #define FAST_LIMIT 1e15
 
+/* "00" to "99": two digits per division (attribute and label values are mostly numbers). */
+static const char digit_pairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233"
+    "34353637383940414243444546474849505152535455565758596061626364656667"
+    "6869707172737475767778798081828384858687888990919293949596979899";
+
 size_t otc_num__u64(uint64_t v, char *out) {
   char tmp[OTC_NUM_INT_BUF];
-  size_t n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  for (size_t i = 0; i < n; i++)
-    out[i] = tmp[n - 1 - i];
+  char *end = tmp + sizeof tmp, *p = end;
+  while (v >= 100) {
+    p -= 2;
+    memcpy(p, digit_pairs + 2 * (v % 100), 2);
+    v /= 100;
+  }
+  if (v >= 10) {
+    p -= 2;
+    memcpy(p, digit_pairs + 2 * v, 2);
+  } else {
+    *--p = (char)('0' + v);
+  }
+  size_t n = (size_t)(end - p);
+  memcpy(out, p, n);
   out[n] = '\0';
   return n;
 }

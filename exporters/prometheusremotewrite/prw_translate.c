@@ -1260,32 +1260,35 @@ static size_t lbl_resolve(struct lbl *v, size_t n) {
   return o;
 }
 
-/* Merges two arrays sorted by name with unique names into out (room for na + nb); of two labels
- * with the same name the one of higher priority wins. Drops empty values. Returns the count. */
+/* The next label of the merge of two arrays sorted by name with unique names (*i, *j: the
+ * positions reached); of two labels with the same name the one of higher priority wins. NULL at
+ * the end. */
+static inline const struct lbl *merge_next(const struct lbl *a, size_t na, size_t *i,
+                                           const struct lbl *b, size_t nb, size_t *j) {
+  if (*i == na)
+    return *j < nb ? &b[(*j)++] : NULL;
+  if (*j == nb)
+    return &a[(*i)++];
+  int c = name_cmp(&a[*i], &b[*j]);
+  if (c < 0)
+    return &a[(*i)++];
+  if (c > 0)
+    return &b[(*j)++];
+  const struct lbl *pick = a[*i].prio >= b[*j].prio ? &a[*i] : &b[*j];
+  (*i)++;
+  (*j)++;
+  return pick;
+}
+
+/* Merges a and b (see merge_next) into out (room for na + nb), dropping empty values. Returns the
+ * count. */
 static size_t lbl_merge(const struct lbl *a, size_t na, const struct lbl *b, size_t nb,
                         struct lbl *out) {
   size_t i = 0, j = 0, o = 0;
-  while (i < na || j < nb) {
-    const struct lbl *pick;
-    if (i == na) {
-      pick = &b[j++];
-    } else if (j == nb) {
-      pick = &a[i++];
-    } else {
-      int c = name_cmp(&a[i], &b[j]);
-      if (c < 0) {
-        pick = &a[i++];
-      } else if (c > 0) {
-        pick = &b[j++];
-      } else {
-        pick = a[i].prio >= b[j].prio ? &a[i] : &b[j];
-        i++;
-        j++;
-      }
-    }
+  const struct lbl *pick;
+  while ((pick = merge_next(a, na, &i, b, nb, &j)) != NULL)
     if (pick->value_len)
       out[o++] = *pick;
-  }
   return o;
 }
 
@@ -1334,18 +1337,10 @@ static bool prepack(struct arena *a, struct lbl *l) {
   return true;
 }
 
-/* The series with labels l (sorted, unique, non-empty values; any storage). A series is known by
- * the packed bytes of its labels: made once, hashed and compared whole, and copied into the
- * request as they are. NULL when out of memory. */
-static struct series *get_series(struct tr *t, const struct lbl *l, size_t n) {
-  size_t len = 0;
-  for (size_t i = 0; i < n; i++)
-    len += label_field_size(&l[i]);
-  uint8_t *buf = arena_alloc(&t->tmp, len ? len : 1), *p = buf;
-  if (!buf)
-    goto nomem;
-  for (size_t i = 0; i < n; i++)
-    p = put_label(p, &l[i]);
+/* The series whose labels pack to buf[0..len) (any storage). A series is known by the packed bytes
+ * of its labels: made once, hashed and compared whole, and copied into the request as they are.
+ * NULL when out of memory. */
+static struct series *get_series(struct tr *t, const uint8_t *buf, size_t len) {
   uint64_t h = hash_bytes(HASH_SEED, buf, len);
   if (t->table_cap) {
     for (size_t i = h & (t->table_cap - 1);; i = (i + 1) & (t->table_cap - 1)) {
@@ -1447,13 +1442,23 @@ static struct series *series_with(struct tr *t, const struct lbl *base, size_t n
     }
     ne++;
   }
-  struct lbl *l = arena_alloc(&t->tmp, (n_base + ne) * sizeof *l);
-  if (!l) {
+  /* Merged straight into their packed form (room for all: the merge only leaves labels out). */
+  size_t cap = 0;
+  for (size_t i = 0; i < n_base; i++)
+    cap += label_field_size(&base[i]);
+  for (size_t j = 0; j < ne; j++)
+    cap += label_field_size(&extra[j]);
+  uint8_t *buf = arena_alloc(&t->tmp, cap ? cap : 1), *p = buf;
+  if (!buf) {
     t->nomem = true;
     return NULL;
   }
-  size_t n = lbl_merge(base, n_base, extra, ne, l);
-  return get_series(t, l, n);
+  size_t i = 0, j = 0;
+  const struct lbl *pick;
+  while ((pick = merge_next(base, n_base, &i, extra, ne, &j)) != NULL)
+    if (pick->value_len)
+      p = put_label(p, pick);
+  return get_series(t, buf, (size_t)(p - buf));
 }
 
 /* The __name__ label of name. */
@@ -1791,6 +1796,19 @@ static inline int w_next(struct wire *w, struct wfield *f) {
     w->p += 2 + f->len;
     return 1;
   }
+  if (w->end - w->p >= 3 && (w->p[0] & 7) == WT_LEN && w->p[0] >= 8 && w->p[0] < 0x80 &&
+      w->p[1] >= 0x80 && w->p[2] < 0x80) {
+    /* A two-byte length: a metric or a point of a few hundred bytes. */
+    size_t len = (size_t)(w->p[1] & 0x7f) | (size_t)w->p[2] << 7;
+    if (len <= (size_t)(w->end - w->p) - 3) {
+      f->num = w->p[0] >> 3;
+      f->wt = WT_LEN;
+      f->v = f->len = len;
+      f->data = w->p + 3;
+      w->p += 3 + len;
+      return 1;
+    }
+  }
   if (w->end - w->p >= 9 && (w->p[0] & 7) == WT_FIXED64 && w->p[0] >= 8 && w->p[0] < 0x80) {
     f->num = w->p[0] >> 3;
     f->wt = WT_FIXED64;
@@ -1863,26 +1881,30 @@ static void *unpack_msg(struct tr *t, struct arena *a, const ProtobufCMessageDes
  * the whole message. */
 static void *unpack_without(struct tr *t, const ProtobufCMessageDescriptor *d, const uint8_t *p,
                             size_t n, uint32_t skip) {
-  uint8_t *copy = arena_alloc(&t->a, n ? n : 1);
+  /* Sized first: the fields left out (a resource's metrics) are nearly all of the bytes. */
+  size_t o = 0;
+  struct wire w = {p, p + n};
+  struct wfield f;
+  int rc;
+  for (const uint8_t *start = w.p; (rc = w_next(&w, &f)) > 0; start = w.p)
+    if (f.num != skip)
+      o += (size_t)(w.p - start);
+  if (rc < 0) {
+    t->invalid = true;
+    return NULL;
+  }
+  uint8_t *copy = arena_alloc(&t->a, o ? o : 1);
   if (!copy) {
     t->nomem = true;
     return NULL;
   }
-  size_t o = 0;
-  struct wire w = {p, p + n};
-  struct wfield f;
-  const uint8_t *start = w.p;
-  int rc;
-  while ((rc = w_next(&w, &f)) > 0) {
+  o = 0;
+  w = (struct wire){p, p + n};
+  for (const uint8_t *start = w.p; w_next(&w, &f) > 0; start = w.p) {
     if (f.num != skip) {
       memcpy(copy + o, start, (size_t)(w.p - start));
       o += (size_t)(w.p - start);
     }
-    start = w.p;
-  }
-  if (rc < 0) {
-    t->invalid = true;
-    return NULL;
   }
   return unpack_msg(t, &t->a, d, copy, o);
 }
