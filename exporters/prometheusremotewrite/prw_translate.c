@@ -86,9 +86,28 @@ struct arena {
   struct chunk *head;
   size_t next_size;
   bool failed;
+  struct chunk **spare; /* chunks kept from earlier translations (a scratch's), or NULL */
+};
+
+struct otc_prw_scratch {
+  struct chunk *spare; /* charged while kept */
 };
 
 static struct chunk *chunk_new(struct arena *a, size_t cap) {
+  if (a->spare) {
+    /* The smallest kept chunk that is big enough: its pages are already mapped. */
+    struct chunk **best = NULL;
+    for (struct chunk **pp = a->spare; *pp; pp = &(*pp)->next)
+      if ((*pp)->cap >= cap && (!best || (*pp)->cap < (*best)->cap))
+        best = pp;
+    if (best) {
+      struct chunk *c = *best;
+      *best = c->next;
+      c->next = NULL;
+      c->used = 0;
+      return c;
+    }
+  }
   struct chunk *c = malloc(sizeof *c + cap);
   if (!c) {
     a->failed = true;
@@ -175,6 +194,48 @@ static void arena_free(struct arena *a) {
   }
   a->head = NULL;
   a->next_size = 0;
+}
+
+/* Hands every chunk of a over to the spare list (charges and all). */
+static void arena_keep(struct arena *a, struct chunk **spare) {
+  while (a->head) {
+    struct chunk *c = a->head;
+    a->head = c->next;
+    c->next = *spare;
+    *spare = c;
+  }
+  a->next_size = 0;
+}
+
+/* Frees the smallest spare chunks until what is left fits OTC_PRW_SCRATCH_KEEP. */
+static void scratch_trim(struct otc_prw_scratch *sc) {
+  for (;;) {
+    size_t total = 0;
+    struct chunk **smallest = NULL;
+    for (struct chunk **pp = &sc->spare; *pp; pp = &(*pp)->next) {
+      total += (*pp)->charged;
+      if (!smallest || (*pp)->cap < (*smallest)->cap)
+        smallest = pp;
+    }
+    if (total <= OTC_PRW_SCRATCH_KEEP || !smallest)
+      return;
+    struct chunk *c = *smallest;
+    *smallest = c->next;
+    otc_mem_release(c->charged);
+    free(c);
+  }
+}
+
+struct otc_prw_scratch *otc_prw_scratch_new(void) {
+  return calloc(1, sizeof(struct otc_prw_scratch));
+}
+
+void otc_prw_scratch_free(struct otc_prw_scratch *sc) {
+  if (!sc)
+    return;
+  struct arena a = {sc->spare, 0, false, NULL};
+  arena_free(&a);
+  free(sc);
 }
 
 /* Forgets everything but keeps the largest chunk's memory for the next round. */
@@ -1018,7 +1079,6 @@ struct sample {
 };
 
 struct series {
-  uint64_t hash;         /* of labels */
   const uint8_t *labels; /* the TimeSeries' label fields, packed: its identity */
   size_t labels_len;
   struct sample *samples;
@@ -1060,6 +1120,13 @@ struct label_layout {
   uint32_t src[2 * LAYOUT_MAX];
 };
 
+/* A series table entry: the hash beside the pointer, so that a probe past other series does not
+ * read them (a batch's series table is far bigger than the caches). */
+struct slot {
+  uint64_t hash;
+  struct series *s;
+};
+
 struct tr {
   const struct otc_prw_settings *s;
   struct otc_prw_write_set *out;
@@ -1068,7 +1135,7 @@ struct tr {
   const char *ns;   /* sanitized namespace, or NULL */
   struct smap names;
   struct smap metric_names;
-  struct series **table; /* hash table of series */
+  struct slot *table; /* hash table of series */
   size_t table_cap;
   struct series **list; /* in order of creation */
   size_t n_series, cap_series;
@@ -1344,26 +1411,25 @@ static struct series *get_series(struct tr *t, const uint8_t *buf, size_t len) {
   uint64_t h = hash_bytes(HASH_SEED, buf, len);
   if (t->table_cap) {
     for (size_t i = h & (t->table_cap - 1);; i = (i + 1) & (t->table_cap - 1)) {
-      struct series *s = t->table[i];
-      if (!s)
+      const struct slot *sl = &t->table[i];
+      if (!sl->s)
         break;
-      if (s->hash == h && s->labels_len == len && memcmp(s->labels, buf, len) == 0)
-        return s;
+      if (sl->hash == h && sl->s->labels_len == len && memcmp(sl->s->labels, buf, len) == 0)
+        return sl->s;
     }
   }
   if ((t->n_series + 1) * 10 > t->table_cap * 7) {
     size_t ncap = t->table_cap ? t->table_cap * 2 : 256;
-    struct series **nt = arena_zalloc(&t->a, ncap * sizeof *nt);
+    struct slot *nt = arena_zalloc(&t->a, ncap * sizeof *nt);
     if (!nt)
       goto nomem;
     for (size_t i = 0; i < t->table_cap; i++) {
-      struct series *s = t->table[i];
-      if (!s)
+      if (!t->table[i].s)
         continue;
-      size_t j = s->hash & (ncap - 1);
-      while (nt[j])
+      size_t j = t->table[i].hash & (ncap - 1);
+      while (nt[j].s)
         j = (j + 1) & (ncap - 1);
-      nt[j] = s;
+      nt[j] = t->table[i];
     }
     t->table = nt;
     t->table_cap = ncap;
@@ -1375,13 +1441,12 @@ static struct series *get_series(struct tr *t, const uint8_t *buf, size_t len) {
     goto nomem;
   t->list = list;
   memcpy(copy, buf, len);
-  s->hash = h;
   s->labels = copy;
   s->labels_len = len;
   size_t j = h & (t->table_cap - 1);
-  while (t->table[j])
+  while (t->table[j].s)
     j = (j + 1) & (t->table_cap - 1);
-  t->table[j] = s;
+  t->table[j] = (struct slot){h, s};
   t->list[t->n_series++] = s;
   return s;
 nomem:
@@ -3371,10 +3436,17 @@ const char *otc_prw_drop_reason_name(enum otc_prw_drop_reason r) {
 
 int otc_prw_translate(const uint8_t *otlp, size_t len, const struct otc_prw_settings *s,
                       struct otc_prw_write_set *out) {
+  return otc_prw_translate_with(NULL, otlp, len, s, out);
+}
+
+int otc_prw_translate_with(struct otc_prw_scratch *sc, const uint8_t *otlp, size_t len,
+                           const struct otc_prw_settings *s, struct otc_prw_write_set *out) {
   int rc = 0;
   struct tr t;
   memset(&t, 0, sizeof t);
   memset(out, 0, sizeof *out);
+  if (sc)
+    t.a.spare = t.tmp.spare = &sc->spare;
   t.s = s;
   t.out = out;
   struct otc_wire_stats st;
@@ -3418,8 +3490,14 @@ int otc_prw_translate(const uint8_t *otlp, size_t len, const struct otc_prw_sett
   }
   rc = emit(&t);
 cleanup:
-  arena_free(&t.tmp);
-  arena_free(&t.a);
+  if (sc) {
+    arena_keep(&t.tmp, &sc->spare);
+    arena_keep(&t.a, &sc->spare);
+    scratch_trim(sc);
+  } else {
+    arena_free(&t.tmp);
+    arena_free(&t.a);
+  }
   if (rc != 0) {
     /* Counts of what was read stay for the caller's logs; no request survives a failure. Bytes
      * that do not decode count nothing, as when they were all decoded before translating. */

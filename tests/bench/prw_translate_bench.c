@@ -196,10 +196,10 @@ static uint8_t *build_request(int points, int n_attrs, size_t *len) {
 }
 
 /* noinline keeps both as their own entries in a profile (--toggle-collect names them). */
-__attribute__((noinline)) int translate_round(const uint8_t *req, size_t len,
-                                              const struct otc_prw_settings *s,
+__attribute__((noinline)) int translate_round(struct otc_prw_scratch *sc, const uint8_t *req,
+                                              size_t len, const struct otc_prw_settings *s,
                                               struct otc_prw_write_set *ws) {
-  return otc_prw_translate(req, len, s, ws);
+  return otc_prw_translate_with(sc, req, len, s, ws);
 }
 
 __attribute__((noinline)) size_t compress_round(const struct otc_prw_write_set *ws, char *out,
@@ -238,11 +238,15 @@ int main(int argc, char **argv) {
   char *out = malloc(cap);
   if (!out)
     die_nomem();
+  /* As the exporter translates: with working memory kept from one batch to the next. */
+  struct otc_prw_scratch *sc = otc_prw_scratch_new();
+  if (!sc)
+    die_nomem();
   uint64_t sum = 0;
   size_t series = 0, bytes = 0, compressed = 0;
   for (int r = 0; r < rounds; r++) {
     struct otc_prw_write_set ws;
-    if (translate_round(req, len, &s, &ws) != 0) {
+    if (translate_round(sc, req, len, &s, &ws) != 0) {
       fprintf(stderr, "translate failed\n");
       return 1;
     }
@@ -259,6 +263,7 @@ int main(int argc, char **argv) {
   printf("request_bytes=%zu points=%d rounds=%d series=%zu packed_bytes=%zu snappy_bytes=%zu "
          "checksum=%016" PRIx64 "\n",
          len, points, rounds, series, bytes, compressed, sum);
+  otc_prw_scratch_free(sc);
   free(out);
   free(req);
   return 0;
