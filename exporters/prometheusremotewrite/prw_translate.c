@@ -1,16 +1,19 @@
 /* OTLP metrics → Prometheus Remote-Write 1.0 (see prw_translate.h for the rules).
  *
- * Memory: the request is decoded by protobuf-c into an arena, and everything the translation builds
- * (labels, series, native histograms, the protobuf-c structs handed to pack) lives in that arena
- * too, so that the whole batch is freed in one call. Per data point scratch (attribute strings,
+ * Reading: gauges and sums, nearly all points, are read straight from the wire bytes; the rest is
+ * decoded one message at a time (see "reading the wire" below).
+ *
+ * Memory: everything the translation builds (the messages it decodes, label names, series with
+ * their packed labels, native histograms) lives in one arena, so that the whole batch is freed (or
+ * kept for the next batch, with a scratch) in one call. Per data point scratch (attribute strings,
  * label arrays) goes into a second arena that is rewound after every point. Both are charged to the
  * memory accounting while they live. */
 #include "prometheusremotewrite/prw_translate.h"
 
+#include <endian.h>
 #include <math.h>
 #include <stdalign.h>
 #include <stdio.h>
-#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,14 +33,14 @@ typedef Opentelemetry__Proto__Common__V1__InstrumentationScope Scope;
 typedef Opentelemetry__Proto__Resource__V1__Resource Resource;
 typedef Opentelemetry__Proto__Metrics__V1__ResourceMetrics ResourceMetrics;
 typedef Opentelemetry__Proto__Metrics__V1__ScopeMetrics ScopeMetrics;
-typedef Opentelemetry__Proto__Metrics__V1__Metric Metric;
-typedef Opentelemetry__Proto__Metrics__V1__NumberDataPoint NumberDataPoint;
 typedef Opentelemetry__Proto__Metrics__V1__HistogramDataPoint HistogramDataPoint;
 typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint ExpHistogramDataPoint;
 typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint__Buckets ExpBuckets;
 typedef Opentelemetry__Proto__Metrics__V1__SummaryDataPoint SummaryDataPoint;
 typedef Opentelemetry__Proto__Metrics__V1__Exemplar Exemplar;
-typedef Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest MetricsRequest;
+typedef Opentelemetry__Proto__Metrics__V1__Histogram Histogram;
+typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogram ExpHistogram;
+typedef Opentelemetry__Proto__Metrics__V1__Summary Summary;
 
 #define TEMPORALITY_DELTA                                                                          \
   OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA
@@ -2773,10 +2776,6 @@ static const struct pname *prom_name(struct tr *t, const struct metric_head *h, 
   }
   return v;
 }
-
-typedef Opentelemetry__Proto__Metrics__V1__Histogram Histogram;
-typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogram ExpHistogram;
-typedef Opentelemetry__Proto__Metrics__V1__Summary Summary;
 
 /* Translates one metric's points (its wire bytes); counts drops. */
 static void translate_metric(struct tr *t, struct res_ctx *r, const struct lbl *ctx, size_t n_ctx,
