@@ -146,8 +146,9 @@ struct prw_exporter {
   struct otc_retry_config r;
   struct otc_exporter_helper *helper;
   struct otc_http_client **clients;
-  pthread_mutex_t send_mu; /* one batch at a time; guards pending */
+  pthread_mutex_t send_mu; /* one batch at a time; guards pending and scratch */
   struct pending pend;
+  struct otc_prw_scratch *scratch; /* translation memory kept between batches (NULL: none) */
   pthread_mutex_t log_mu;
   int64_t last_drop_log[OTC_PRW_DROP_COUNT];
   struct otc_counter *translated_series, *sent_batches, *failed_translations;
@@ -221,7 +222,7 @@ static void log_drops(struct prw_exporter *e, const struct otc_prw_write_set *ws
 /* Translates and compresses batch b into e->pend. Fills res and returns non-zero on failure. */
 static int prepare(struct prw_exporter *e, const struct otc_batch *b, struct otc_send_result *res) {
   struct otc_prw_write_set ws;
-  int rc = otc_prw_translate(b->data, b->len, &e->settings, &ws);
+  int rc = otc_prw_translate_with(e->scratch, b->data, b->len, &e->settings, &ws);
   log_drops(e, &ws);
   if (rc != 0) {
     res->err = rc == OTC_ERR_INVALID ? OTC_ERR_PERMANENT : rc;
@@ -496,7 +497,6 @@ static bool resource_empty(const struct resource_cfg *r) {
   return !r->enabled && !r->exclude_service_attributes && !r->included.n && !r->excluded.n;
 }
 
-
 static void prw_destroy(void *ctx);
 
 static void *prw_create(const struct otc_create_args *args, const struct otc_cfg_node *cfg,
@@ -510,6 +510,8 @@ static void *prw_create(const struct otc_create_args *args, const struct otc_cfg
     goto fail;
   }
   pthread_mutex_init(&e->send_mu, NULL);
+  /* Without one (out of memory) each batch is translated into fresh memory: slower, not wrong. */
+  e->scratch = otc_prw_scratch_new();
   pthread_mutex_init(&e->log_mu, NULL);
 
   struct otc_cfg_field fields[OTC_HTTP_CLIENT_FIELDS + 32];
@@ -768,6 +770,7 @@ static void prw_destroy(void *ctx) {
     return;
   otc_exporter_helper_destroy(e->helper);
   pending_clear(&e->pend);
+  otc_prw_scratch_free(e->scratch);
   for (size_t i = 0; e->clients && i < e->parallelism; i++)
     otc_http_client_destroy(e->clients[i]);
   free(e->clients);

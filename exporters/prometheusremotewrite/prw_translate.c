@@ -1,12 +1,16 @@
 /* OTLP metrics → Prometheus Remote-Write 1.0 (see prw_translate.h for the rules).
  *
- * Memory: the request is decoded by protobuf-c into an arena, and everything the translation builds
- * (labels, series, native histograms, the protobuf-c structs handed to pack) lives in that arena
- * too, so that the whole batch is freed in one call. Per data point scratch (attribute strings,
+ * Reading: gauges and sums, nearly all points, are read straight from the wire bytes; the rest is
+ * decoded one message at a time (see "reading the wire" below).
+ *
+ * Memory: everything the translation builds (the messages it decodes, label names, series with
+ * their packed labels, native histograms) lives in one arena, so that the whole batch is freed (or
+ * kept for the next batch, with a scratch) in one call. Per data point scratch (attribute strings,
  * label arrays) goes into a second arena that is rewound after every point. Both are charged to the
  * memory accounting while they live. */
 #include "prometheusremotewrite/prw_translate.h"
 
+#include <endian.h>
 #include <math.h>
 #include <stdalign.h>
 #include <stdio.h>
@@ -29,14 +33,14 @@ typedef Opentelemetry__Proto__Common__V1__InstrumentationScope Scope;
 typedef Opentelemetry__Proto__Resource__V1__Resource Resource;
 typedef Opentelemetry__Proto__Metrics__V1__ResourceMetrics ResourceMetrics;
 typedef Opentelemetry__Proto__Metrics__V1__ScopeMetrics ScopeMetrics;
-typedef Opentelemetry__Proto__Metrics__V1__Metric Metric;
-typedef Opentelemetry__Proto__Metrics__V1__NumberDataPoint NumberDataPoint;
 typedef Opentelemetry__Proto__Metrics__V1__HistogramDataPoint HistogramDataPoint;
 typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint ExpHistogramDataPoint;
 typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint__Buckets ExpBuckets;
 typedef Opentelemetry__Proto__Metrics__V1__SummaryDataPoint SummaryDataPoint;
 typedef Opentelemetry__Proto__Metrics__V1__Exemplar Exemplar;
-typedef Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest MetricsRequest;
+typedef Opentelemetry__Proto__Metrics__V1__Histogram Histogram;
+typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogram ExpHistogram;
+typedef Opentelemetry__Proto__Metrics__V1__Summary Summary;
 
 #define TEMPORALITY_DELTA                                                                          \
   OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA
@@ -85,9 +89,28 @@ struct arena {
   struct chunk *head;
   size_t next_size;
   bool failed;
+  struct chunk **spare; /* chunks kept from earlier translations (a scratch's), or NULL */
+};
+
+struct otc_prw_scratch {
+  struct chunk *spare; /* charged while kept */
 };
 
 static struct chunk *chunk_new(struct arena *a, size_t cap) {
+  if (a->spare) {
+    /* The smallest kept chunk that is big enough: its pages are already mapped. */
+    struct chunk **best = NULL;
+    for (struct chunk **pp = a->spare; *pp; pp = &(*pp)->next)
+      if ((*pp)->cap >= cap && (!best || (*pp)->cap < (*best)->cap))
+        best = pp;
+    if (best) {
+      struct chunk *c = *best;
+      *best = c->next;
+      c->next = NULL;
+      c->used = 0;
+      return c;
+    }
+  }
   struct chunk *c = malloc(sizeof *c + cap);
   if (!c) {
     a->failed = true;
@@ -174,6 +197,48 @@ static void arena_free(struct arena *a) {
   }
   a->head = NULL;
   a->next_size = 0;
+}
+
+/* Hands every chunk of a over to the spare list (charges and all). */
+static void arena_keep(struct arena *a, struct chunk **spare) {
+  while (a->head) {
+    struct chunk *c = a->head;
+    a->head = c->next;
+    c->next = *spare;
+    *spare = c;
+  }
+  a->next_size = 0;
+}
+
+/* Frees the smallest spare chunks until what is left fits OTC_PRW_SCRATCH_KEEP. */
+static void scratch_trim(struct otc_prw_scratch *sc) {
+  for (;;) {
+    size_t total = 0;
+    struct chunk **smallest = NULL;
+    for (struct chunk **pp = &sc->spare; *pp; pp = &(*pp)->next) {
+      total += (*pp)->charged;
+      if (!smallest || (*pp)->cap < (*smallest)->cap)
+        smallest = pp;
+    }
+    if (total <= OTC_PRW_SCRATCH_KEEP || !smallest)
+      return;
+    struct chunk *c = *smallest;
+    *smallest = c->next;
+    otc_mem_release(c->charged);
+    free(c);
+  }
+}
+
+struct otc_prw_scratch *otc_prw_scratch_new(void) {
+  return calloc(1, sizeof(struct otc_prw_scratch));
+}
+
+void otc_prw_scratch_free(struct otc_prw_scratch *sc) {
+  if (!sc)
+    return;
+  struct arena a = {sc->spare, 0, false, NULL};
+  arena_free(&a);
+  free(sc);
 }
 
 /* Forgets everything but keeps the largest chunk's memory for the next round. */
@@ -299,9 +364,16 @@ static size_t rune_count(const char *s) {
 
 /* Label values must be valid UTF-8 or Prometheus refuses the whole request; an invalid byte
  * becomes U+FFFD (as Go's strings.ToValidUTF8 would write it, one per byte). Returns s itself when
- * it is valid. */
-static const char *valid_utf8(struct arena *a, const char *s) {
-  size_t n = strlen(s), i = 0;
+ * it is valid, else a NUL-terminated copy in a; *out_n is the result's length. */
+static const char *valid_utf8n(struct arena *a, const char *s, size_t n, size_t *out_n) {
+  size_t i = 0;
+  /* ASCII eight bytes at a time first: values are nearly always ASCII. */
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    if (w & 0x8080808080808080ULL)
+      break;
+  }
   while (i < n) {
     if ((unsigned char)s[i] < 0x80) {
       i++;
@@ -312,6 +384,7 @@ static const char *valid_utf8(struct arena *a, const char *s) {
       break;
     i += l;
   }
+  *out_n = n;
   if (i == n)
     return s;
   char *out = arena_alloc(a, n * 3 + 1);
@@ -331,7 +404,13 @@ static const char *valid_utf8(struct arena *a, const char *s) {
     }
   }
   out[o] = '\0';
+  *out_n = o;
   return out;
+}
+
+static const char *valid_utf8(struct arena *a, const char *s) {
+  size_t n;
+  return valid_utf8n(a, s, strlen(s), &n);
 }
 
 /* --- number formatting, as Go's strconv writes it --- */
@@ -622,8 +701,7 @@ static bool all_underscores(const char *s) {
 
 /* The label name for an attribute key into b: every rune outside [a-zA-Z0-9] becomes '_' (runs
  * kept), a leading digit gets "key_". Returns false for a key that yields no valid name. */
-static bool label_name_into(struct sb *b, const char *key) {
-  size_t n = strlen(key);
+static bool label_name_into(struct sb *b, const char *key, size_t n) {
   if (n == 0)
     return false;
   if (is_digit((unsigned char)key[0]))
@@ -645,7 +723,7 @@ static bool label_name_into(struct sb *b, const char *key) {
 
 char *prw__label_name(const char *key) {
   struct sb b = {0};
-  if (!label_name_into(&b, key) || b.failed) {
+  if (!label_name_into(&b, key, strlen(key)) || b.failed) {
     free(b.p);
     return NULL;
   }
@@ -977,11 +1055,26 @@ static bool glob_match(const char *p, const char *s) {
 
 /* --- translation state --- */
 
+/* A label, or an attribute on its way to being one (name = the original key). Strings carry their
+ * lengths: they are compared, hashed and copied far more often than they are made. None holds a
+ * NUL byte (protobuf strings are read up to the first one, as protobuf-c's C strings end there). */
 struct lbl {
   const char *name, *value;
+  size_t name_len, value_len;
   uint32_t prio, order;
-  uint64_t h; /* label_hash, where computed */
+  uint32_t src; /* a point's label: SRC_CTX | context index, or attribute index */
+  bool ascii;   /* the value is known to be ASCII (a formatted number or bool) */
+  /* The label as a TimeSeries field (a packed Label), where made ahead: context and __name__
+   * labels, the same in many series. */
+  const uint8_t *packed;
+  size_t packed_len;
 };
+
+#define SRC_CTX 0x80000000u
+
+static struct lbl lbl_make(const char *name, const char *value, uint32_t prio, uint32_t order) {
+  return (struct lbl){name, value, strlen(name), strlen(value), prio, order, 0, false, NULL, 0};
+}
 
 struct sample {
   double v;
@@ -989,9 +1082,8 @@ struct sample {
 };
 
 struct series {
-  uint64_t hash;
-  Prometheus__Label **labels; /* sorted by name, unique; interned, shared between series */
-  size_t n_labels;
+  const uint8_t *labels; /* the TimeSeries' label fields, packed: its identity */
+  size_t labels_len;
   struct sample *samples;
   size_t n_samples, cap_samples;
   Prometheus__Histogram **hists;
@@ -1001,9 +1093,11 @@ struct series {
   bool target_info; /* keeps its latest sample only */
 };
 
-/* An open-addressing map from a string to a pointer (attribute key → label name). */
+/* An open-addressing map from a byte string to a pointer (attribute key → label name, metric →
+ * its Prometheus name, family → metadata). */
 struct smap_entry {
   const char *key;
+  size_t key_len;
   const void *val;
   uint64_t hash;
 };
@@ -1013,6 +1107,29 @@ struct smap {
   size_t cap, n;
 };
 
+/* The label layout of the last point whose labels were worked out in full: its attribute keys,
+ * their label names, and where each of its labels came from (an attribute or a context label).
+ * Points of a batch nearly all have the same keys in the same order under the same scope, and then
+ * the same layout: they skip the sorting, the name lookups and the merge. */
+#define LAYOUT_MAX 32
+
+struct label_layout {
+  bool valid;
+  const struct lbl *ctx; /* the scope context it was made under (lives for the batch) */
+  size_t n_ctx, n_attrs, n_out;
+  const char *key[LAYOUT_MAX]; /* copies in the batch arena */
+  size_t key_len[LAYOUT_MAX];
+  const struct lname *name[LAYOUT_MAX];
+  uint32_t src[2 * LAYOUT_MAX];
+};
+
+/* A series table entry: the hash beside the pointer, so that a probe past other series does not
+ * read them (a batch's series table is far bigger than the caches). */
+struct slot {
+  uint64_t hash;
+  struct series *s;
+};
+
 struct tr {
   const struct otc_prw_settings *s;
   struct otc_prw_write_set *out;
@@ -1020,17 +1137,18 @@ struct tr {
   struct arena tmp; /* per data point */
   const char *ns;   /* sanitized namespace, or NULL */
   struct smap names;
-  struct series **table; /* hash table of series */
+  struct smap metric_names;
+  struct slot *table; /* hash table of series */
   size_t table_cap;
   struct series **list; /* in order of creation */
   size_t n_series, cap_series;
   Prometheus__MetricMetadata **meta;
   size_t n_meta, cap_meta;
   struct smap meta_seen;
-  Prometheus__Label **interned; /* hash set of labels */
-  uint64_t *interned_h;
-  size_t interned_cap, n_interned;
+
+  struct label_layout layout;
   bool nomem;
+  bool invalid; /* bytes that do not decode (the wire scan let them through) */
 };
 
 /* The resource-level context of a ResourceMetrics. */
@@ -1041,30 +1159,46 @@ struct res_ctx {
   uint64_t latest_ns; /* for target_info */
 };
 
+/* A multiplicative hash eight bytes at a time. Only speed depends on it: equal keys are always
+ * compared in full. */
 static uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {
   const unsigned char *s = p;
-  for (size_t i = 0; i < n; i++) {
-    h ^= s[i];
-    h *= 0x100000001b3ULL;
+  while (n >= 8) {
+    uint64_t w;
+    memcpy(&w, s, 8);
+    h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+    h ^= h >> 29;
+    s += 8;
+    n -= 8;
   }
-  return h;
+  uint64_t w = 0;
+  for (size_t i = 0; i < n; i++)
+    w |= (uint64_t)s[i] << (8 * i);
+  h = (h ^ w ^ ((uint64_t)n << 59)) * 0x9E3779B97F4A7C15ULL;
+  return h ^ (h >> 32);
 }
 
 #define HASH_SEED 0xcbf29ce484222325ULL
 
-static const void *smap_get(const struct smap *m, const char *key, uint64_t h) {
+static bool bytes_eq(const char *a, size_t na, const char *b, size_t nb) {
+  return na == nb && memcmp(a, b, na) == 0;
+}
+
+static const void *smap_get(const struct smap *m, const char *key, size_t n, uint64_t h) {
   if (!m->cap)
     return NULL;
   for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
     const struct smap_entry *e = &m->e[i];
     if (!e->key)
       return NULL;
-    if (e->hash == h && strcmp(e->key, key) == 0)
+    if (e->hash == h && bytes_eq(e->key, e->key_len, key, n))
       return e->val;
   }
 }
 
-static bool smap_put(struct tr *t, struct smap *m, const char *key, uint64_t h, const void *val) {
+/* Adds key (which must live as long as the map: the caller copies it where needed). */
+static bool smap_put(struct tr *t, struct smap *m, const char *key, size_t n, uint64_t h,
+                     const void *val) {
   if ((m->n + 1) * 10 > m->cap * 7) {
     size_t ncap = m->cap ? m->cap * 2 : 64;
     struct smap_entry *ne = arena_zalloc(&t->a, ncap * sizeof *ne);
@@ -1084,47 +1218,76 @@ static bool smap_put(struct tr *t, struct smap *m, const char *key, uint64_t h, 
   size_t i = h & (m->cap - 1);
   while (m->e[i].key)
     i = (i + 1) & (m->cap - 1);
-  m->e[i] = (struct smap_entry){key, val, h};
+  m->e[i] = (struct smap_entry){key, n, val, h};
   m->n++;
   return true;
 }
 
-static const char invalid_name_marker[] = "";
+/* A sanitized label name and its length, as the names map holds it. */
+struct lname {
+  const char *s;
+  size_t n;
+};
 
-/* The label name of an attribute key, cached for the batch. Returns NULL for an invalid key (and
- * sets t->nomem when out of memory). */
-static const char *label_name(struct tr *t, const char *key) {
-  uint64_t h = hash_bytes(HASH_SEED, key, strlen(key));
-  const char *v = smap_get(&t->names, key, h);
+static const struct lname invalid_name_marker = {"", 0};
+
+/* The label name of an attribute key, cached for the batch (the same few keys come with every
+ * point). Returns NULL for an invalid key (and sets t->nomem when out of memory). */
+static const struct lname *label_name(struct tr *t, const char *key, size_t key_len) {
+  uint64_t h = hash_bytes(HASH_SEED, key, key_len);
+  const struct lname *v = smap_get(&t->names, key, key_len, h);
   if (v)
-    return v == invalid_name_marker ? NULL : v;
+    return v == &invalid_name_marker ? NULL : v;
   struct sb b = {0};
-  bool ok = label_name_into(&b, key);
-  const char *name = invalid_name_marker;
-  if (b.failed) {
+  bool ok = label_name_into(&b, key, key_len);
+  const struct lname *name = &invalid_name_marker;
+  /* The key may live in scratch memory: the map keeps its own copy. */
+  char *kc = arena_strndup(&t->a, key, key_len);
+  if (b.failed || !kc) {
     t->nomem = true;
   } else if (ok) {
-    name = arena_strdup(&t->a, b.p);
-    if (!name)
+    struct lname *ln = arena_alloc(&t->a, sizeof *ln);
+    if (ln && (ln->s = arena_strndup(&t->a, b.p, b.len)) != NULL) {
+      ln->n = b.len;
+
+      name = ln;
+    } else {
       t->nomem = true;
+    }
   }
   free(b.p);
-  if (t->nomem || !smap_put(t, &t->names, key, h, name)) {
+  if (t->nomem || !smap_put(t, &t->names, kc, key_len, h, name)) {
     t->nomem = true;
     return NULL;
   }
-  return name == invalid_name_marker ? NULL : name;
+  return name == &invalid_name_marker ? NULL : name;
+}
+
+/* strcmp's order (bytes as unsigned, a prefix first) on strings with lengths. */
+static inline int name_cmp(const struct lbl *a, const struct lbl *b) {
+  /* Names mostly differ in their first byte. */
+  if (a->name_len && b->name_len && a->name[0] != b->name[0])
+    return (unsigned char)a->name[0] < (unsigned char)b->name[0] ? -1 : 1;
+  size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+  int c = memcmp(a->name, b->name, n);
+  if (c)
+    return c;
+  return (a->name_len > b->name_len) - (a->name_len < b->name_len);
+}
+
+static bool name_eq(const struct lbl *a, const struct lbl *b) {
+  return bytes_eq(a->name, a->name_len, b->name, b->name_len);
 }
 
 static int cmp_name_order(const void *x, const void *y) {
   const struct lbl *a = x, *b = y;
-  int c = strcmp(a->name, b->name);
+  int c = name_cmp(a, b);
   return c ? c : (a->order > b->order) - (a->order < b->order);
 }
 
 static int cmp_name_prio_order(const void *x, const void *y) {
   const struct lbl *a = x, *b = y;
-  int c = strcmp(a->name, b->name);
+  int c = name_cmp(a, b);
   if (c)
     return c;
   if (a->prio != b->prio)
@@ -1132,14 +1295,16 @@ static int cmp_name_prio_order(const void *x, const void *y) {
   return (a->order > b->order) - (a->order < b->order);
 }
 
-/* Sorts small arrays by insertion (labels are usually a handful), larger ones with qsort; the
- * comparators break ties by `order`, so both are stable. */
+/* Sorts small arrays by insertion (labels are usually a handful, and mostly in order already),
+ * larger ones with qsort; the comparators break ties by `order`, so both are stable. */
 static void lbl_sort(struct lbl *v, size_t n, int (*cmp)(const void *, const void *)) {
   if (n > 16) {
     qsort(v, n, sizeof *v, cmp);
     return;
   }
   for (size_t i = 1; i < n; i++) {
+    if (cmp(&v[i - 1], &v[i]) <= 0)
+      continue;
     struct lbl x = v[i];
     size_t j = i;
     while (j > 0 && cmp(&v[j - 1], &x) > 0) {
@@ -1156,162 +1321,135 @@ static size_t lbl_resolve(struct lbl *v, size_t n) {
   lbl_sort(v, n, cmp_name_prio_order);
   size_t o = 0;
   for (size_t i = 0; i < n; i++) {
-    if (i + 1 < n && strcmp(v[i].name, v[i + 1].name) == 0)
+    if (i + 1 < n && name_eq(&v[i], &v[i + 1]))
       continue;
-    if (!v[i].value || !*v[i].value)
+    if (!v[i].value_len)
       continue;
     v[o++] = v[i];
   }
   return o;
 }
 
-/* Merges two arrays sorted by name with unique names into out (room for na + nb); of two labels
- * with the same name the one of higher priority wins. Drops empty values. Returns the count. */
+/* The next label of the merge of two arrays sorted by name with unique names (*i, *j: the
+ * positions reached); of two labels with the same name the one of higher priority wins. NULL at
+ * the end. */
+static inline const struct lbl *merge_next(const struct lbl *a, size_t na, size_t *i,
+                                           const struct lbl *b, size_t nb, size_t *j) {
+  if (*i == na)
+    return *j < nb ? &b[(*j)++] : NULL;
+  if (*j == nb)
+    return &a[(*i)++];
+  int c = name_cmp(&a[*i], &b[*j]);
+  if (c < 0)
+    return &a[(*i)++];
+  if (c > 0)
+    return &b[(*j)++];
+  const struct lbl *pick = a[*i].prio >= b[*j].prio ? &a[*i] : &b[*j];
+  (*i)++;
+  (*j)++;
+  return pick;
+}
+
+/* Merges a and b (see merge_next) into out (room for na + nb), dropping empty values. Returns the
+ * count. */
 static size_t lbl_merge(const struct lbl *a, size_t na, const struct lbl *b, size_t nb,
                         struct lbl *out) {
   size_t i = 0, j = 0, o = 0;
-  while (i < na || j < nb) {
-    const struct lbl *pick;
-    if (i == na) {
-      pick = &b[j++];
-    } else if (j == nb) {
-      pick = &a[i++];
-    } else {
-      int c = strcmp(a[i].name, b[j].name);
-      if (c < 0) {
-        pick = &a[i++];
-      } else if (c > 0) {
-        pick = &b[j++];
-      } else {
-        pick = a[i].prio >= b[j].prio ? &a[i] : &b[j];
-        i++;
-        j++;
-      }
-    }
-    if (pick->value && *pick->value)
+  const struct lbl *pick;
+  while ((pick = merge_next(a, na, &i, b, nb, &j)) != NULL)
+    if (pick->value_len)
       out[o++] = *pick;
-  }
   return o;
 }
 
 /* --- series --- */
 
-/* The hash of one label. A series' hash is the sum of its labels' (they are unique by name), so
- * that the hash of a point's base labels is computed once for all the series the point makes. */
-static uint64_t label_hash(const char *name, const char *value) {
-  uint64_t h = hash_bytes(HASH_SEED, name, strlen(name) + 1);
-  h = hash_bytes(h, value, strlen(value));
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  return h;
+/* A label's size as a TimeSeries field 1: the Label message, empty strings left out as protobuf-c
+ * leaves them out. */
+static size_t label_field_size(const struct lbl *l) {
+  if (l->packed)
+    return l->packed_len;
+  size_t body =
+      (l->name_len ? otc_ld_size(l->name_len) : 0) + (l->value_len ? otc_ld_size(l->value_len) : 0);
+  return otc_ld_size(body);
 }
 
-/* An interned label: the protobuf-c Label first (series point at it), with the lengths its wire
- * form needs. */
-struct ilabel {
-  Prometheus__Label pb;
-  size_t name_len, value_len;
-};
+static uint8_t *put_string_field(uint8_t *p, unsigned field, const char *s, size_t n) {
+  if (n == 0)
+    return p;
+  *p++ = (uint8_t)(field << 3 | 2);
+  p = otc_put_varint(p, n);
+  memcpy(p, s, n);
+  return p + n;
+}
 
-/* The one protobuf-c Label of a name and value (copied into the arena), shared by every series
- * that has it: series of one batch share most of their labels. l->h is its label_hash. */
-static Prometheus__Label *intern(struct tr *t, const struct lbl *l) {
-  if ((t->n_interned + 1) * 10 > t->interned_cap * 7) {
-    size_t ncap = t->interned_cap ? t->interned_cap * 2 : 1024;
-    Prometheus__Label **nl = arena_zalloc(&t->a, ncap * sizeof *nl);
-    uint64_t *nh = arena_alloc(&t->a, ncap * sizeof *nh);
-    if (!nl || !nh)
-      return NULL;
-    for (size_t i = 0; i < t->interned_cap; i++) {
-      if (!t->interned[i])
-        continue;
-      size_t j = t->interned_h[i] & (ncap - 1);
-      while (nl[j])
-        j = (j + 1) & (ncap - 1);
-      nl[j] = t->interned[i];
-      nh[j] = t->interned_h[i];
-    }
-    t->interned = nl;
-    t->interned_h = nh;
-    t->interned_cap = ncap;
+static uint8_t *put_label(uint8_t *p, const struct lbl *l) {
+  if (l->packed) {
+    memcpy(p, l->packed, l->packed_len);
+    return p + l->packed_len;
   }
-  size_t i = l->h & (t->interned_cap - 1);
-  for (; t->interned[i]; i = (i + 1) & (t->interned_cap - 1))
-    if (t->interned_h[i] == l->h && strcmp(t->interned[i]->name, l->name) == 0 &&
-        strcmp(t->interned[i]->value, l->value) == 0)
-      return t->interned[i];
-  struct ilabel *il = arena_alloc(&t->a, sizeof *il);
-  if (!il)
-    return NULL;
-  Prometheus__Label *lab = &il->pb;
-  prometheus__label__init(lab);
-  il->name_len = strlen(l->name);
-  il->value_len = strlen(l->value);
-  lab->name = arena_strndup(&t->a, l->name, il->name_len);
-  lab->value = arena_strndup(&t->a, l->value, il->value_len);
-  if (!lab->name || !lab->value)
-    return NULL;
-  t->interned[i] = lab;
-  t->interned_h[i] = l->h;
-  t->n_interned++;
-  return lab;
+  *p++ = 1 << 3 | 2;
+  p = otc_put_varint(p, (l->name_len ? otc_ld_size(l->name_len) : 0) +
+                            (l->value_len ? otc_ld_size(l->value_len) : 0));
+  p = put_string_field(p, 1, l->name, l->name_len);
+  return put_string_field(p, 2, l->value, l->value_len);
 }
 
-static bool labels_equal(const struct series *s, const struct lbl *l, size_t n) {
-  if (s->n_labels != n)
+/* Makes l's packed form ahead, in arena a (for a label that many series share). */
+static bool prepack(struct arena *a, struct lbl *l) {
+  size_t n = label_field_size(l);
+  uint8_t *p = arena_alloc(a, n);
+  if (!p)
     return false;
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(s->labels[i]->name, l[i].name) || strcmp(s->labels[i]->value, l[i].value))
-      return false;
+  put_label(p, l);
+  l->packed = p;
+  l->packed_len = n;
   return true;
 }
 
-/* The series with labels l (sorted, unique, non-empty values; any storage: they are copied when
- * the series is new). NULL when out of memory. */
-static struct series *get_series(struct tr *t, const struct lbl *l, size_t n, uint64_t h) {
+/* The series whose labels pack to buf[0..len) (any storage). A series is known by the packed bytes
+ * of its labels: made once, hashed and compared whole, and copied into the request as they are.
+ * NULL when out of memory. */
+static struct series *get_series(struct tr *t, const uint8_t *buf, size_t len) {
+  uint64_t h = hash_bytes(HASH_SEED, buf, len);
   if (t->table_cap) {
     for (size_t i = h & (t->table_cap - 1);; i = (i + 1) & (t->table_cap - 1)) {
-      struct series *s = t->table[i];
-      if (!s)
+      const struct slot *sl = &t->table[i];
+      if (!sl->s)
         break;
-      if (s->hash == h && labels_equal(s, l, n))
-        return s;
+      if (sl->hash == h && sl->s->labels_len == len && memcmp(sl->s->labels, buf, len) == 0)
+        return sl->s;
     }
   }
   if ((t->n_series + 1) * 10 > t->table_cap * 7) {
     size_t ncap = t->table_cap ? t->table_cap * 2 : 256;
-    struct series **nt = arena_zalloc(&t->a, ncap * sizeof *nt);
+    struct slot *nt = arena_zalloc(&t->a, ncap * sizeof *nt);
     if (!nt)
       goto nomem;
     for (size_t i = 0; i < t->table_cap; i++) {
-      struct series *s = t->table[i];
-      if (!s)
+      if (!t->table[i].s)
         continue;
-      size_t j = s->hash & (ncap - 1);
-      while (nt[j])
+      size_t j = t->table[i].hash & (ncap - 1);
+      while (nt[j].s)
         j = (j + 1) & (ncap - 1);
-      nt[j] = s;
+      nt[j] = t->table[i];
     }
     t->table = nt;
     t->table_cap = ncap;
   }
   struct series *s = arena_zalloc(&t->a, sizeof *s);
-  Prometheus__Label **copy = arena_alloc(&t->a, (n ? n : 1) * sizeof *copy);
+  uint8_t *copy = arena_alloc(&t->a, len ? len : 1);
   struct series **list = arena_grow(&t->a, t->list, t->n_series, &t->cap_series, sizeof *list);
   if (!s || !copy || !list)
     goto nomem;
   t->list = list;
-  for (size_t i = 0; i < n; i++)
-    if (!(copy[i] = intern(t, &l[i])))
-      goto nomem;
-  s->hash = h;
+  memcpy(copy, buf, len);
   s->labels = copy;
-  s->n_labels = n;
+  s->labels_len = len;
   size_t j = h & (t->table_cap - 1);
-  while (t->table[j])
+  while (t->table[j].s)
     j = (j + 1) & (t->table_cap - 1);
-  t->table[j] = s;
+  t->table[j] = (struct slot){h, s};
   t->list[t->n_series++] = s;
   return s;
 nomem:
@@ -1356,111 +1494,174 @@ static void add_exemplar(struct tr *t, struct series *s, Prometheus__Exemplar *e
   s->exemplars[s->n_exemplars++] = e;
 }
 
-/* A series of base labels (sorted, unique, hashed into base_h) plus the series' own (prio
- * PRIO_SERIES) name and, optionally, one more pair (le, quantile). */
-static struct series *series_for(struct tr *t, const struct lbl *base, size_t n_base,
-                                 uint64_t base_h, const char *name, const char *k, const char *v) {
-  if (!name) {
-    t->nomem = true;
-    return NULL;
-  }
+/* A series of base labels (sorted, unique) plus the series' own (prio PRIO_SERIES) name label and,
+ * optionally, one more pair (le, quantile). */
+static struct series *series_with(struct tr *t, const struct lbl *base, size_t n_base,
+                                  const struct lbl *name, const char *k, const char *v) {
   struct lbl extra[2];
   size_t ne = 0;
-  extra[ne++] = (struct lbl){"__name__", name, PRIO_SERIES, 0, 0};
+  extra[ne++] = *name;
   if (k) {
-    extra[ne] = (struct lbl){k, v, PRIO_SERIES, 1, 0};
-    if (strcmp(k, "__name__") < 0) {
+    extra[ne] = lbl_make(k, v, PRIO_SERIES, 1);
+    if (name_cmp(&extra[1], &extra[0]) < 0) {
       struct lbl x = extra[0];
       extra[0] = extra[1];
       extra[1] = x;
     }
     ne++;
   }
-  struct lbl *l = arena_alloc(&t->tmp, (n_base + ne) * sizeof *l);
-  if (!l) {
+  /* Merged straight into their packed form (room for all: the merge only leaves labels out). */
+  size_t cap = 0;
+  for (size_t i = 0; i < n_base; i++)
+    cap += label_field_size(&base[i]);
+  for (size_t j = 0; j < ne; j++)
+    cap += label_field_size(&extra[j]);
+  uint8_t *buf = arena_alloc(&t->tmp, cap ? cap : 1), *p = buf;
+  if (!buf) {
     t->nomem = true;
     return NULL;
   }
-  /* The extras replace base labels of their names: take those out of the hash. */
-  uint64_t h = base_h;
-  for (size_t i = 0; i < n_base; i++)
-    for (size_t j = 0; j < ne; j++)
-      if (base[i].name[0] == extra[j].name[0] && strcmp(base[i].name, extra[j].name) == 0)
-        h -= base[i].h;
-  for (size_t j = 0; j < ne; j++) {
-    if (extra[j].value && *extra[j].value) {
-      extra[j].h = label_hash(extra[j].name, extra[j].value);
-      h += extra[j].h;
-    }
+  size_t i = 0, j = 0;
+  const struct lbl *pick;
+  while ((pick = merge_next(base, n_base, &i, extra, ne, &j)) != NULL)
+    if (pick->value_len)
+      p = put_label(p, pick);
+  return get_series(t, buf, (size_t)(p - buf));
+}
+
+/* The __name__ label of name. */
+static struct lbl name_label(const char *name) {
+  return lbl_make("__name__", name, PRIO_SERIES, 0);
+}
+
+/* series_with for a name not prepared (a suffixed one); NULL name: out of memory. */
+static struct series *series_for(struct tr *t, const struct lbl *base, size_t n_base,
+                                 const char *name, const char *k, const char *v) {
+  if (!name) {
+    t->nomem = true;
+    return NULL;
   }
-  size_t n = lbl_merge(base, n_base, extra, ne, l);
-  return get_series(t, l, n, h);
+  struct lbl nl = name_label(name);
+  return series_with(t, base, n_base, &nl, k, v);
 }
 
 /* --- labels of a data point --- */
 
-/* The base labels of a point: its attributes (and the resource's, when converted) sanitized and
- * merged, then the scope context. *out is in the tmp arena. Returns 0, 1 when an attribute key is
- * invalid (the point is dropped, as the reference drops it), or -1 when out of memory. */
+/* The base labels of a point from the layout of the previous one, when its attributes have the
+ * same keys (all with values) under the same scope context; false when they do not. */
+static bool labels_from_layout(struct tr *t, const struct lbl *ctx, size_t n_ctx,
+                               const struct lbl *attrs, size_t n_attrs, struct lbl **out,
+                               size_t *n_out) {
+  const struct label_layout *lo = &t->layout;
+  if (!lo->valid || lo->ctx != ctx || lo->n_ctx != n_ctx || lo->n_attrs != n_attrs)
+    return false;
+  for (size_t i = 0; i < n_attrs; i++)
+    if (!attrs[i].value_len ||
+        !bytes_eq(attrs[i].name, attrs[i].name_len, lo->key[i], lo->key_len[i]))
+      return false;
+  struct lbl *res = arena_alloc(&t->tmp, (lo->n_out ? lo->n_out : 1) * sizeof *res);
+  if (!res) {
+    t->nomem = true;
+    return true;
+  }
+  for (size_t k = 0; k < lo->n_out; k++) {
+    uint32_t src = lo->src[k];
+    if (src & SRC_CTX) {
+      res[k] = ctx[src & ~SRC_CTX];
+    } else {
+      const struct lname *ln = lo->name[src];
+      struct lbl *l = &res[k];
+      *l = attrs[src];
+      l->name = ln->s;
+      l->name_len = ln->n;
+      l->prio = PRIO_ATTR;
+      l->packed = NULL;
+      if (!l->ascii && !(l->value = valid_utf8n(&t->tmp, attrs[src].value, attrs[src].value_len,
+                                                &l->value_len))) {
+        t->nomem = true;
+        return true;
+      }
+    }
+  }
+  *out = res;
+  *n_out = lo->n_out;
+  return true;
+}
+
+/* The base labels of a point: its attributes (name = key, value = the value's string form; and
+ * the resource's, when converted) sanitized and merged, then the scope context (hashed, from
+ * scope_ctx). *out is in the tmp arena. Returns 0, 1 when an attribute key is invalid (the point is
+ * dropped, as the reference drops it), or -1 when out of memory. r is NULL for target_info, which
+ * has no layout to share. */
 static int point_labels(struct tr *t, const struct res_ctx *r, const struct lbl *ctx, size_t n_ctx,
-                        KeyValue *const *attrs, size_t n_attrs, struct lbl **out, size_t *n_out,
-                        uint64_t *hash) {
+                        const struct lbl *attrs, size_t n_attrs, struct lbl **out, size_t *n_out) {
+  bool cacheable =
+      r && r->n_conv == 0 && n_attrs <= LAYOUT_MAX && n_attrs + n_ctx <= 2 * LAYOUT_MAX;
+  if (cacheable && labels_from_layout(t, ctx, n_ctx, attrs, n_attrs, out, n_out))
+    return t->nomem ? -1 : 0;
   size_t cap = n_attrs + (r ? r->n_conv : 0) + n_ctx;
   struct lbl *v = arena_alloc(&t->tmp, (cap ? cap : 1) * sizeof *v);
-  if (!v)
+  const struct lname **names = arena_alloc(&t->tmp, (n_attrs ? n_attrs : 1) * sizeof *names);
+  if (!v || !names)
     return -1;
   size_t n = 0;
   for (size_t i = 0; i < n_attrs; i++) {
-    const KeyValue *kv = attrs[i];
     bool overridden = false;
     for (size_t j = 0; r && j < r->n_conv && !overridden; j++)
-      overridden = strcmp(r->conv[j].name, kv->key) == 0;
-    if (overridden)
+      overridden = name_eq(&r->conv[j], &attrs[i]);
+    if (overridden || !attrs[i].value_len)
       continue;
-    const char *val = value_string(&t->tmp, kv->value);
-    if (!val)
-      return -1;
-    if (*val) {
-      /* The index is read before the increment: one statement doing both is unsequenced. */
-      v[n] = (struct lbl){kv->key, val, PRIO_ATTR, (uint32_t)n, 0};
-      n++;
-    }
+    v[n] = attrs[i];
+    v[n].prio = PRIO_ATTR;
+    v[n].order = (uint32_t)n;
+    v[n].src = (uint32_t)i;
+    v[n].packed = NULL;
+    n++;
   }
+  cacheable = cacheable && n == n_attrs;
   for (size_t j = 0; r && j < r->n_conv; j++)
-    if (*r->conv[j].value) {
-      v[n] = (struct lbl){r->conv[j].name, r->conv[j].value, PRIO_ATTR, (uint32_t)n, 0};
+    if (r->conv[j].value_len) {
+      v[n] = r->conv[j];
+      v[n].prio = PRIO_ATTR;
+      v[n].order = (uint32_t)n;
       n++;
     }
   /* Collisions are joined in the order of the original keys. */
   lbl_sort(v, n, cmp_name_order);
   for (size_t i = 0; i < n; i++) {
-    const char *name = label_name(t, v[i].name);
+    const struct lname *name = label_name(t, v[i].name, v[i].name_len);
     if (!name)
       return t->nomem ? -1 : 1;
-    v[i].name = name;
+    if (cacheable)
+      names[v[i].src] = name;
+    v[i].name = name->s;
+    v[i].name_len = name->n;
     v[i].order = (uint32_t)i;
   }
   lbl_sort(v, n, cmp_name_order);
   size_t o = 0;
   for (size_t i = 0; i < n; i++) {
-    if (o && strcmp(v[o - 1].name, v[i].name) == 0) {
-      if (strcmp(v[o - 1].value, v[i].value) != 0) {
-        size_t a = strlen(v[o - 1].value), b = strlen(v[i].value);
+    if (o && name_eq(&v[o - 1], &v[i])) {
+      if (!bytes_eq(v[o - 1].value, v[o - 1].value_len, v[i].value, v[i].value_len)) {
+        size_t a = v[o - 1].value_len, b = v[i].value_len;
         char *j = arena_alloc(&t->tmp, a + b + 2);
         if (!j)
           return -1;
         memcpy(j, v[o - 1].value, a);
         j[a] = ';';
-        memcpy(j + a + 1, v[i].value, b + 1);
+        memcpy(j + a + 1, v[i].value, b);
+        j[a + 1 + b] = '\0';
         v[o - 1].value = j;
+        v[o - 1].value_len = a + 1 + b;
       }
       continue;
     }
     v[o++] = v[i];
   }
+  cacheable = cacheable && o == n;
   n = o;
   for (size_t i = 0; i < n; i++) {
-    const char *val = valid_utf8(&t->tmp, v[i].value);
+    const char *val = valid_utf8n(&t->tmp, v[i].value, v[i].value_len, &v[i].value_len);
     if (!val)
       return -1;
     v[i].value = val;
@@ -1469,15 +1670,44 @@ static int point_labels(struct tr *t, const struct res_ctx *r, const struct lbl 
   if (!res)
     return -1;
   n = lbl_merge(v, n, ctx, n_ctx, res);
-  uint64_t h = 0;
-  for (size_t i = 0; i < n; i++) {
-    res[i].h = label_hash(res[i].name, res[i].value);
-    h += res[i].h;
+  if (cacheable) {
+    /* Remember this layout for the next points (keys copied: they may be in scratch memory). */
+    struct label_layout *lo = &t->layout;
+    lo->valid = false;
+    for (size_t i = 0; i < n_attrs; i++) {
+      char *k = arena_strndup(&t->a, attrs[i].name, attrs[i].name_len);
+      if (!k)
+        return -1;
+      lo->key[i] = k;
+      lo->key_len[i] = attrs[i].name_len;
+      lo->name[i] = names[i];
+    }
+    for (size_t k = 0; k < n; k++)
+      lo->src[k] = res[k].src;
+    lo->ctx = ctx;
+    lo->n_ctx = n_ctx;
+    lo->n_attrs = n_attrs;
+    lo->n_out = n;
+    lo->valid = true;
   }
   *out = res;
   *n_out = n;
-  *hash = h;
   return 0;
+}
+
+/* The attributes of a decoded message as point_labels takes them (in the tmp arena). Returns
+ * NULL when out of memory. */
+static struct lbl *kv_attrs(struct tr *t, KeyValue *const *kv, size_t n) {
+  struct lbl *v = arena_alloc(&t->tmp, (n ? n : 1) * sizeof *v);
+  if (!v)
+    return NULL;
+  for (size_t i = 0; i < n; i++) {
+    const char *val = value_string(&t->tmp, kv[i]->value);
+    if (!val)
+      return NULL;
+    v[i] = lbl_make(kv[i]->key, val, PRIO_ATTR, (uint32_t)i);
+  }
+  return v;
 }
 
 /* --- exemplars --- */
@@ -1570,24 +1800,374 @@ static void add_exemplars(struct tr *t, struct series *s, Exemplar *const *ex, s
   }
 }
 
-/* --- metrics --- */
+/* --- reading the wire ---
+ *
+ * Gauges and sums, nearly all of the points, are read straight from the request's wire bytes:
+ * decoding every point into protobuf-c structs first cost more than translating it. The rarer
+ * messages (resources, scopes, histograms, summaries, exemplars, structured attribute values) are
+ * decoded one message at a time with pbfast, falling back to protobuf-c, so that they read exactly
+ * as a whole-request decode would (protobuf decoding is compositional). Reads follow pbfast's: a
+ * varint of up to ten bytes, a string up to its first NUL (protobuf-c's C strings end there), the
+ * last occurrence of a scalar or of a oneof's member winning. Every read is checked against the end
+ * of its message; the nesting here is fixed (request, resource, scope, metric, data, point,
+ * attribute, value), and what nests further goes through the decoders, under the wire scan's
+ * depth limit. */
 
-static double number_value(const NumberDataPoint *p) {
-  if (p->flags & NO_RECORDED_VALUE)
-    return stale_nan();
-  if (p->value_case == OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT)
-    return (double)p->as_int;
-  if (p->value_case == OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE)
-    return p->as_double;
-  return 0;
+enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2, WT_FIXED32 = 5 };
+
+struct wire {
+  const uint8_t *p, *end;
+};
+
+struct wfield {
+  uint32_t num;
+  int wt;
+  uint64_t v;          /* a varint's value, or a fixed field's little-endian bits */
+  const uint8_t *data; /* WT_LEN: the payload */
+  size_t len;
+};
+
+static bool w_varint_slow(struct wire *w, uint64_t *out) {
+  uint64_t v = 0;
+  for (unsigned shift = 0; shift < 70 && w->p < w->end; shift += 7) {
+    uint8_t b = *w->p++;
+    v |= (uint64_t)(b & 0x7f) << (shift < 64 ? shift : 63);
+    if (!(b & 0x80)) {
+      *out = v;
+      return true;
+    }
+  }
+  return false;
 }
+
+static inline bool w_varint(struct wire *w, uint64_t *out) {
+  if (w->p < w->end && *w->p < 0x80) {
+    *out = *w->p++;
+    return true;
+  }
+  return w_varint_slow(w, out);
+}
+
+static int w_next_slow(struct wire *w, struct wfield *f);
+
+/* The next field: 1, 0 at the end of the message, -1 for bytes that do not decode. Inline for
+ * the usual one-byte tag of a short string or message. */
+static inline int w_next(struct wire *w, struct wfield *f) {
+  if (w->p >= w->end)
+    return 0;
+  if (w->end - w->p >= 2 && (w->p[0] & 7) == WT_LEN && w->p[0] >= 8 && w->p[0] < 0x80 &&
+      w->p[1] < 0x80 && w->p[1] <= w->end - w->p - 2) {
+    f->num = w->p[0] >> 3;
+    f->wt = WT_LEN;
+    f->v = f->len = w->p[1];
+    f->data = w->p + 2;
+    w->p += 2 + f->len;
+    return 1;
+  }
+  if (w->end - w->p >= 3 && (w->p[0] & 7) == WT_LEN && w->p[0] >= 8 && w->p[0] < 0x80 &&
+      w->p[1] >= 0x80 && w->p[2] < 0x80) {
+    /* A two-byte length: a metric or a point of a few hundred bytes. */
+    size_t len = (size_t)(w->p[1] & 0x7f) | (size_t)w->p[2] << 7;
+    if (len <= (size_t)(w->end - w->p) - 3) {
+      f->num = w->p[0] >> 3;
+      f->wt = WT_LEN;
+      f->v = f->len = len;
+      f->data = w->p + 3;
+      w->p += 3 + len;
+      return 1;
+    }
+  }
+  if (w->end - w->p >= 9 && (w->p[0] & 7) == WT_FIXED64 && w->p[0] >= 8 && w->p[0] < 0x80) {
+    f->num = w->p[0] >> 3;
+    f->wt = WT_FIXED64;
+    memcpy(&f->v, w->p + 1, 8);
+    f->v = le64toh(f->v);
+    w->p += 9;
+    return 1;
+  }
+  return w_next_slow(w, f);
+}
+
+static int w_next_slow(struct wire *w, struct wfield *f) {
+  uint64_t tag;
+  if (!w_varint(w, &tag) || tag >> 3 == 0 || tag >> 3 > UINT32_MAX)
+    return -1;
+  f->num = (uint32_t)(tag >> 3);
+  f->wt = (int)(tag & 7);
+  switch (f->wt) {
+  case WT_VARINT:
+    return w_varint(w, &f->v) ? 1 : -1;
+  case WT_FIXED64:
+  case WT_FIXED32: {
+    size_t n = f->wt == WT_FIXED64 ? 8 : 4;
+    if ((size_t)(w->end - w->p) < n)
+      return -1;
+    f->v = 0;
+    for (size_t i = n; i-- > 0;)
+      f->v = f->v << 8 | w->p[i];
+    w->p += n;
+    return 1;
+  }
+  case WT_LEN:
+    if (!w_varint(w, &f->v) || f->v > (uint64_t)(w->end - w->p))
+      return -1;
+    f->data = w->p;
+    f->len = (size_t)f->v;
+    w->p += f->len;
+    return 1;
+  default:
+    return -1; /* groups and reserved wire types */
+  }
+}
+
+/* A string field's bytes up to the first NUL. */
+static void w_str(const struct wfield *f, const char **s, size_t *n) {
+  const uint8_t *z = f->len ? memchr(f->data, 0, f->len) : NULL;
+  *s = (const char *)f->data;
+  *n = z ? (size_t)(z - f->data) : f->len;
+}
+
+/* Decodes one message of descriptor d from p[0..n) into arena a (pbfast, else protobuf-c). NULL
+ * with t->nomem or t->invalid set on failure. */
+static void *unpack_msg(struct tr *t, struct arena *a, const ProtobufCMessageDescriptor *d,
+                        const uint8_t *p, size_t n) {
+  ProtobufCAllocator alloc = {pb_alloc, pb_free, a};
+  ProtobufCMessage *m = otc_pb__unpack(d, p, n, &alloc);
+  if (!m && !a->failed)
+    m = protobuf_c_message_unpack(d, &alloc, n, p);
+  if (!m) {
+    if (a->failed)
+      t->nomem = true;
+    else
+      t->invalid = true;
+  }
+  return m;
+}
+
+/* Decodes the message at p[0..n) of descriptor d with every field numbered skip left out (the
+ * copy lives in t->a: decoded bytes fields point into it). The other fields read as they would in
+ * the whole message. */
+static void *unpack_without(struct tr *t, const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                            size_t n, uint32_t skip) {
+  /* Sized first: the fields left out (a resource's metrics) are nearly all of the bytes. */
+  size_t o = 0;
+  struct wire w = {p, p + n};
+  struct wfield f;
+  int rc;
+  for (const uint8_t *start = w.p; (rc = w_next(&w, &f)) > 0; start = w.p)
+    if (f.num != skip)
+      o += (size_t)(w.p - start);
+  if (rc < 0) {
+    t->invalid = true;
+    return NULL;
+  }
+  uint8_t *copy = arena_alloc(&t->a, o ? o : 1);
+  if (!copy) {
+    t->nomem = true;
+    return NULL;
+  }
+  o = 0;
+  w = (struct wire){p, p + n};
+  for (const uint8_t *start = w.p; w_next(&w, &f) > 0; start = w.p) {
+    if (f.num != skip) {
+      memcpy(copy + o, start, (size_t)(w.p - start));
+      o += (size_t)(w.p - start);
+    }
+  }
+  return unpack_msg(t, &t->a, d, copy, o);
+}
+
+/* The string form of an AnyValue's wire bytes into *out (in the tmp arena when formatted). */
+static bool any_value_wire(struct tr *t, const uint8_t *p, size_t n, const char **s, size_t *len) {
+  char num[FLOAT_BUF];
+  struct wire w = {p, p + n};
+  struct wfield f, last = {0};
+  int rc;
+  while ((rc = w_next(&w, &f)) > 0)
+    if (f.num >= 1 && f.num <= 7)
+      last = f;
+  if (rc < 0) {
+    t->invalid = true;
+    return false;
+  }
+  const char *v;
+  switch (last.num) {
+  case 0:
+    *s = "";
+    *len = 0;
+    return true;
+  case 1:
+    if (last.wt != WT_LEN)
+      break;
+    w_str(&last, s, len);
+    return true;
+  case 2:
+    if (last.wt != WT_VARINT)
+      break;
+    *s = last.v ? "true" : "false";
+    *len = strlen(*s);
+    return true;
+  case 3:
+  case 4: {
+    if (last.wt != (last.num == 3 ? WT_VARINT : WT_FIXED64))
+      break;
+    if (last.num == 3) {
+      v = fmt_int((int64_t)last.v, num);
+    } else {
+      double d;
+      memcpy(&d, &last.v, sizeof d);
+      v = fmt_es6(d, num);
+    }
+    *len = strlen(v);
+    char *c = arena_strndup(&t->tmp, v, *len);
+    if (!c) {
+      t->nomem = true;
+      return false;
+    }
+    *s = c;
+    return true;
+  }
+  default: {
+    /* Bytes, arrays and maps: rare, and their string forms are the decoded path's. */
+    const AnyValue *av =
+        unpack_msg(t, &t->tmp, &opentelemetry__proto__common__v1__any_value__descriptor, p, n);
+    if (!av || !(v = value_string(&t->tmp, av))) {
+      if (av)
+        t->nomem = true;
+      return false;
+    }
+    *s = v;
+    *len = strlen(v);
+    return true;
+  }
+  }
+  t->invalid = true; /* a known field of the wrong wire type */
+  return false;
+}
+
+/* The usual KeyValue: one-byte tags and lengths, the key, then a value holding one string, bool,
+ * int or double. Returns false for any other shape (key_value_wire reads those in full). */
+static bool key_value_simple(struct tr *t, const uint8_t *p, size_t n, struct lbl *out) {
+  if (n < 6 || p[0] != 0x0a || p[1] >= 0x80 || (size_t)p[1] + 4 > n)
+    return false;
+  const uint8_t *q = p + 2 + p[1], *v = q + 2;
+  size_t vl = q[1];
+  if (q[0] != 0x12 || vl >= 0x80 || vl < 2 || (size_t)(v + vl - p) != n)
+    return false;
+  struct wfield f = {.data = p + 2, .len = p[1]};
+  const char *s;
+  size_t sl;
+  char num[FLOAT_BUF];
+  switch (v[0]) {
+  case 0x0a: /* string_value */
+    if (v[1] >= 0x80 || (size_t)v[1] + 2 != vl)
+      return false;
+    f = (struct wfield){.data = v + 2, .len = v[1]};
+    w_str(&f, &s, &sl);
+    break;
+  case 0x10: /* bool_value */
+    if (vl != 2 || v[1] >= 0x80)
+      return false;
+    s = v[1] ? "true" : "false";
+    sl = v[1] ? 4 : 5;
+    break;
+  case 0x18:   /* int_value */
+  case 0x21: { /* double_value */
+    struct wire w = {v + 1, v + vl};
+    uint64_t x;
+    if (v[0] == 0x18) {
+      if (!w_varint(&w, &x) || w.p != w.end)
+        return false;
+      s = fmt_int((int64_t)x, num);
+    } else {
+      if (vl != 9)
+        return false;
+      double d;
+      memcpy(&x, v + 1, 8);
+      x = le64toh(x);
+      memcpy(&d, &x, sizeof d);
+      s = fmt_es6(d, num);
+    }
+    sl = strlen(s);
+    char *c = arena_strndup(&t->tmp, s, sl);
+    if (!c) {
+      t->nomem = true;
+      return false;
+    }
+    s = c;
+    break;
+  }
+  default:
+    return false;
+  }
+  *out = lbl_make("", "", PRIO_ATTR, 0);
+  f = (struct wfield){.data = p + 2, .len = p[1]};
+  w_str(&f, &out->name, &out->name_len);
+  out->value = s;
+  out->value_len = sl;
+  out->ascii = v[0] != 0x0a;
+  return true;
+}
+
+/* A KeyValue's wire bytes as an attribute (name = key). */
+static bool key_value_wire(struct tr *t, const uint8_t *p, size_t n, struct lbl *out) {
+  if (key_value_simple(t, p, n, out))
+    return true;
+  if (t->nomem)
+    return false;
+  struct wire w = {p, p + n};
+  struct wfield f;
+  const uint8_t *val = NULL;
+  size_t val_len = 0, n_val = 0;
+  int rc;
+  *out = lbl_make("", "", PRIO_ATTR, 0);
+  while ((rc = w_next(&w, &f)) > 0) {
+    if (f.num == 1 || f.num == 2) {
+      if (f.wt != WT_LEN) {
+        t->invalid = true;
+        return false;
+      }
+      if (f.num == 1) {
+        w_str(&f, &out->name, &out->name_len);
+      } else {
+        val = f.data;
+        val_len = f.len;
+        n_val++;
+      }
+    }
+  }
+  if (rc < 0) {
+    t->invalid = true;
+    return false;
+  }
+  if (n_val > 1) {
+    /* The value given twice: protobuf merges the two, as the decoder does. */
+    const KeyValue *kv =
+        unpack_msg(t, &t->tmp, &opentelemetry__proto__common__v1__key_value__descriptor, p, n);
+    const char *v = kv ? value_string(&t->tmp, kv->value) : NULL;
+    if (!v) {
+      if (kv)
+        t->nomem = true;
+      return false;
+    }
+    *out = lbl_make(kv->key, v, PRIO_ATTR, 0);
+    return true;
+  }
+  if (n_val == 0)
+    return true;
+  return any_value_wire(t, val, val_len, &out->value, &out->value_len);
+}
+
+/* --- metrics --- */
 
 struct metric_ctx {
   struct tr *t;
   const struct res_ctx *r;
   const struct lbl *ctx;
   size_t n_ctx;
-  const char *name; /* the Prometheus name */
+  const char *name;    /* the Prometheus name */
+  struct lbl name_l;   /* its __name__ label, packed ahead */
+  uint64_t *latest_ns; /* the resource's, for target_info: number_point keeps it */
   /* The le values of the last bounds seen: the points of a histogram almost always share them,
    * and formatting a double is the costly part of a bucket. */
   const double *le_bounds;
@@ -1595,22 +2175,97 @@ struct metric_ctx {
   const char **le;
 };
 
-/* Returns 0, 1 (point dropped: invalid label) or -1 (out of memory). */
-static int number_point(const struct metric_ctx *m, const NumberDataPoint *p, bool counter) {
+/* A NumberDataPoint's wire bytes. Returns 0, 1 (point dropped: invalid label) or -1 (out of
+ * memory or undecodable). */
+static int number_point(const struct metric_ctx *m, const uint8_t *p, size_t len, bool counter) {
+  struct tr *t = m->t;
+  struct wire w = {p, p + len};
+  struct wfield f;
+  /* Room for the usual attribute count without an allocation. */
+  struct lbl stack_attrs[16];
+  size_t n_attrs = 0, cap_attrs = 16, n_ex = 0;
+  struct lbl *attrs = stack_attrs;
+  uint64_t time = 0, bits = 0;
+  uint32_t flags = 0, value_field = 0;
+  int rc;
+  while ((rc = w_next(&w, &f)) > 0) {
+    switch (f.num) {
+    case 7:
+      if (f.wt != WT_LEN)
+        goto invalid;
+      attrs = arena_grow(&t->tmp, attrs, n_attrs, &cap_attrs, sizeof *attrs);
+      if (!attrs) {
+        t->nomem = true;
+        return -1;
+      }
+      if (!key_value_wire(t, f.data, f.len, &attrs[n_attrs]))
+        return -1;
+      attrs[n_attrs].order = (uint32_t)n_attrs;
+      n_attrs++;
+      break;
+    case 3:
+    case 4:
+    case 6:
+      if (f.wt != WT_FIXED64)
+        goto invalid;
+      if (f.num == 3) {
+        time = f.v;
+      } else {
+        value_field = f.num;
+        bits = f.v;
+      }
+      break;
+    case 8:
+      if (f.wt != WT_VARINT)
+        goto invalid;
+      flags = (uint32_t)f.v;
+      break;
+    case 5:
+      if (f.wt != WT_LEN)
+        goto invalid;
+      n_ex++;
+      break;
+    default:
+      break;
+    }
+  }
+  if (rc < 0)
+    goto invalid;
+  /* Every point counts for target_info's time, dropped or not. */
+  if (time > *m->latest_ns)
+    *m->latest_ns = time;
   struct lbl *base;
   size_t n;
-  uint64_t bh;
-  int rc =
-      point_labels(m->t, m->r, m->ctx, m->n_ctx, p->attributes, p->n_attributes, &base, &n, &bh);
+  rc = point_labels(t, m->r, m->ctx, m->n_ctx, attrs, n_attrs, &base, &n);
   if (rc)
     return rc;
-  struct series *s = series_for(m->t, base, n, bh, m->name, NULL, NULL);
+  struct series *s = series_with(t, base, n, &m->name_l, NULL, NULL);
   if (!s)
     return -1;
-  add_sample(m->t, s, to_ms(p->time_unix_nano), number_value(p));
-  if (counter)
-    add_exemplars(m->t, s, p->exemplars, p->n_exemplars);
-  return m->t->nomem ? -1 : 0;
+  double v = 0;
+  if (flags & NO_RECORDED_VALUE)
+    v = stale_nan();
+  else if (value_field == 4)
+    memcpy(&v, &bits, sizeof v);
+  else if (value_field == 6)
+    v = (double)(int64_t)bits;
+  add_sample(t, s, to_ms(time), v);
+  if (counter && n_ex) {
+    w = (struct wire){p, p + len};
+    while (w_next(&w, &f) > 0 && !t->nomem && !t->invalid) {
+      if (f.num != 5)
+        continue;
+      const Exemplar *e = unpack_msg(
+          t, &t->a, &opentelemetry__proto__metrics__v1__exemplar__descriptor, f.data, f.len);
+      Prometheus__Exemplar *x = e ? make_exemplar(t, e) : NULL;
+      if (x)
+        add_exemplar(t, s, x);
+    }
+  }
+  return t->nomem || t->invalid ? -1 : 0;
+invalid:
+  t->invalid = true;
+  return -1;
 }
 
 static char *suffixed(struct tr *t, const char *name, const char *suffix) {
@@ -1639,19 +2294,21 @@ static int histogram_point(struct metric_ctx *m, const HistogramDataPoint *p) {
   struct tr *t = m->t;
   struct lbl *base;
   size_t n;
-  uint64_t bh;
-  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, p->attributes, p->n_attributes, &base, &n, &bh);
+  struct lbl *attrs = kv_attrs(t, p->attributes, p->n_attributes);
+  if (!attrs)
+    return -1;
+  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, attrs, p->n_attributes, &base, &n);
   if (rc)
     return rc;
   bool stale = p->flags & NO_RECORDED_VALUE;
   int64_t ts = to_ms(p->time_unix_nano);
   if (p->_sum_case == OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT___SUM_SUM) {
-    struct series *s = series_for(t, base, n, bh, suffixed(t, m->name, "_sum"), NULL, NULL);
+    struct series *s = series_for(t, base, n, suffixed(t, m->name, "_sum"), NULL, NULL);
     if (!s)
       return -1;
     add_sample(t, s, ts, stale ? stale_nan() : p->sum);
   }
-  struct series *cs = series_for(t, base, n, bh, suffixed(t, m->name, "_count"), NULL, NULL);
+  struct series *cs = series_for(t, base, n, suffixed(t, m->name, "_count"), NULL, NULL);
   if (!cs)
     return -1;
   add_sample(t, cs, ts, stale ? stale_nan() : (double)p->count);
@@ -1676,13 +2333,13 @@ static int histogram_point(struct metric_ctx *m, const HistogramDataPoint *p) {
   uint64_t cumulative = 0;
   for (size_t i = 0; i < nb; i++) {
     cumulative += p->bucket_counts[i];
-    struct series *s = series_for(t, base, n, bh, bucket, "le", m->le[i]);
+    struct series *s = series_for(t, base, n, bucket, "le", m->le[i]);
     if (!s)
       return -1;
     add_sample(t, s, ts, stale ? stale_nan() : (double)cumulative);
     bounds[i] = (struct bound){p->explicit_bounds[i], s};
   }
-  struct series *inf = series_for(t, base, n, bh, bucket, "le", "+Inf");
+  struct series *inf = series_for(t, base, n, bucket, "le", "+Inf");
   if (!inf)
     return -1;
   add_sample(t, inf, ts, stale ? stale_nan() : (double)p->count);
@@ -1709,17 +2366,19 @@ static int summary_point(const struct metric_ctx *m, const SummaryDataPoint *p) 
   struct tr *t = m->t;
   struct lbl *base;
   size_t n;
-  uint64_t bh;
-  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, p->attributes, p->n_attributes, &base, &n, &bh);
+  struct lbl *attrs = kv_attrs(t, p->attributes, p->n_attributes);
+  if (!attrs)
+    return -1;
+  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, attrs, p->n_attributes, &base, &n);
   if (rc)
     return rc;
   bool stale = p->flags & NO_RECORDED_VALUE;
   int64_t ts = to_ms(p->time_unix_nano);
-  struct series *s = series_for(t, base, n, bh, suffixed(t, m->name, "_sum"), NULL, NULL);
+  struct series *s = series_for(t, base, n, suffixed(t, m->name, "_sum"), NULL, NULL);
   if (!s)
     return -1;
   add_sample(t, s, ts, stale ? stale_nan() : p->sum);
-  s = series_for(t, base, n, bh, suffixed(t, m->name, "_count"), NULL, NULL);
+  s = series_for(t, base, n, suffixed(t, m->name, "_count"), NULL, NULL);
   if (!s)
     return -1;
   add_sample(t, s, ts, stale ? stale_nan() : (double)p->count);
@@ -1727,7 +2386,7 @@ static int summary_point(const struct metric_ctx *m, const SummaryDataPoint *p) 
     const Opentelemetry__Proto__Metrics__V1__SummaryDataPoint__ValueAtQuantile *q =
         p->quantile_values[i];
     char qs[FLOAT_BUF];
-    s = series_for(t, base, n, bh, m->name, "quantile", fmt_f(q->quantile, qs));
+    s = series_with(t, base, n, &m->name_l, "quantile", fmt_f(q->quantile, qs));
     if (!s)
       return -1;
     add_sample(t, s, ts, stale ? stale_nan() : q->value);
@@ -1820,8 +2479,10 @@ static int exp_histogram_point(const struct metric_ctx *m, const ExpHistogramDat
     return 2;
   struct lbl *base;
   size_t n;
-  uint64_t bh;
-  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, p->attributes, p->n_attributes, &base, &n, &bh);
+  struct lbl *attrs = kv_attrs(t, p->attributes, p->n_attributes);
+  if (!attrs)
+    return -1;
+  int rc = point_labels(t, m->r, m->ctx, m->n_ctx, attrs, p->n_attributes, &base, &n);
   if (rc)
     return rc;
   int scale = p->scale, down = 0;
@@ -1861,7 +2522,7 @@ static int exp_histogram_point(const struct metric_ctx *m, const ExpHistogramDat
       h->sum = p->sum;
     h->count_int = p->count;
   }
-  struct series *s = series_for(t, base, n, bh, m->name, NULL, NULL);
+  struct series *s = series_with(t, base, n, &m->name_l, NULL, NULL);
   if (!s)
     return -1;
   add_histogram(t, s, h);
@@ -1869,103 +2530,141 @@ static int exp_histogram_point(const struct metric_ctx *m, const ExpHistogramDat
   return t->nomem ? -1 : 0;
 }
 
-/* The latest timestamp of any point of the metric (target_info's timestamp). */
-static uint64_t metric_latest(const Metric *m) {
-  uint64_t ts = 0;
-#define LATEST(points, n)                                                                          \
-  for (size_t i = 0; i < (n); i++)                                                                 \
-    if ((points)[i]->time_unix_nano > ts)                                                          \
-      ts = (points)[i]->time_unix_nano;
-  switch (m->data_case) {
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
-    if (m->gauge)
-      LATEST(m->gauge->data_points, m->gauge->n_data_points);
-    break;
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
-    if (m->sum)
-      LATEST(m->sum->data_points, m->sum->n_data_points);
-    break;
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
-    if (m->histogram)
-      LATEST(m->histogram->data_points, m->histogram->n_data_points);
-    break;
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
-    if (m->exponential_histogram)
-      LATEST(m->exponential_histogram->data_points, m->exponential_histogram->n_data_points);
-    break;
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
-    if (m->summary)
-      LATEST(m->summary->data_points, m->summary->n_data_points);
-    break;
-  default:
-    break;
+/* What translation reads of a Metric, from its wire bytes. */
+struct metric_head {
+  const char *name, *desc, *unit; /* not NUL-terminated */
+  size_t name_len, desc_len, unit_len;
+  uint32_t data; /* the field number of the data (the last one given: a oneof), 0 for none */
+  const uint8_t *data_p;
+  size_t data_len;
+  const uint8_t *p; /* the whole Metric, for its metadata */
+  size_t len;
+};
+
+static bool read_metric_head(struct tr *t, const uint8_t *p, size_t len, struct metric_head *h) {
+  memset(h, 0, sizeof *h);
+  h->name = h->desc = h->unit = "";
+  h->p = p;
+  h->len = len;
+  struct wire w = {p, p + len};
+  struct wfield f;
+  int rc;
+  while ((rc = w_next(&w, &f)) > 0) {
+    switch (f.num) {
+    case 1:
+    case 2:
+    case 3:
+    case 5:
+    case 7:
+    case 9:
+    case 10:
+    case 11:
+    case 12:
+      if (f.wt != WT_LEN)
+        goto invalid;
+      if (f.num == 1) {
+        w_str(&f, &h->name, &h->name_len);
+      } else if (f.num == 2) {
+        w_str(&f, &h->desc, &h->desc_len);
+      } else if (f.num == 3) {
+        w_str(&f, &h->unit, &h->unit_len);
+      } else if (f.num != 12) {
+        h->data = f.num;
+        h->data_p = f.data;
+        h->data_len = f.len;
+      }
+      break;
+    default:
+      break;
+    }
   }
-#undef LATEST
-  return ts;
+  if (rc == 0)
+    return true;
+invalid:
+  t->invalid = true;
+  return false;
 }
 
-static size_t metric_points(const Metric *m) {
-  switch (m->data_case) {
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
-    return m->gauge ? m->gauge->n_data_points : 0;
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
-    return m->sum ? m->sum->n_data_points : 0;
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
-    return m->histogram ? m->histogram->n_data_points : 0;
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
-    return m->exponential_histogram ? m->exponential_histogram->n_data_points : 0;
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
-    return m->summary ? m->summary->n_data_points : 0;
-  default:
-    return 0;
+/* A Gauge's or Sum's wire bytes: the point count, and a sum's temporality and monotonicity. */
+struct number_data {
+  size_t points;
+  int temporality;
+  bool monotonic;
+};
+
+static bool read_number_data(struct tr *t, const struct metric_head *h, struct number_data *d) {
+  memset(d, 0, sizeof *d);
+  struct wire w = {h->data_p, h->data_p + h->data_len};
+  struct wfield f;
+  int rc;
+  while ((rc = w_next(&w, &f)) > 0) {
+    if (f.num == 1) {
+      if (f.wt != WT_LEN)
+        goto invalid;
+      d->points++;
+    } else if (h->data == 7 && (f.num == 2 || f.num == 3)) {
+      if (f.wt != WT_VARINT)
+        goto invalid;
+      if (f.num == 2)
+        d->temporality = (int32_t)(uint32_t)f.v;
+      else
+        d->monotonic = f.v != 0;
+    }
   }
+  if (rc == 0)
+    return true;
+invalid:
+  t->invalid = true;
+  return false;
 }
 
-/* The metric's kind, or -1 with *reason set when its temporality cannot be translated. */
-static int metric_kind(const Metric *m, enum otc_prw_drop_reason *reason) {
-  int temporality = 0;
-  switch (m->data_case) {
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
-    return OTC_PRW_KIND_GAUGE;
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
-    return OTC_PRW_KIND_SUMMARY;
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
-    temporality = m->sum ? (int)m->sum->aggregation_temporality : 0;
-    if (temporality == TEMPORALITY_CUMULATIVE)
-      return m->sum->is_monotonic ? OTC_PRW_KIND_COUNTER : OTC_PRW_KIND_NONMONOTONIC;
-    break;
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
-    temporality = m->histogram ? (int)m->histogram->aggregation_temporality : 0;
-    if (temporality == TEMPORALITY_CUMULATIVE)
-      return OTC_PRW_KIND_HISTOGRAM;
-    break;
-  case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
-    temporality =
-        m->exponential_histogram ? (int)m->exponential_histogram->aggregation_temporality : 0;
-    if (temporality == TEMPORALITY_CUMULATIVE)
-      return OTC_PRW_KIND_EXP_HISTOGRAM;
-    break;
-  default:
-    break;
+/* The latest point time of a Gauge or Sum whose points are not translated (number_point reads it
+ * of the others). */
+static uint64_t number_latest(struct tr *t, const struct metric_head *h) {
+  uint64_t latest = 0;
+  struct wire w = {h->data_p, h->data_p + h->data_len};
+  struct wfield f;
+  while (w_next(&w, &f) > 0) {
+    if (f.num != 1)
+      continue;
+    struct wire pw = {f.data, f.data + f.len};
+    struct wfield pf;
+    uint64_t time = 0;
+    int rc;
+    while ((rc = w_next(&pw, &pf)) > 0) {
+      if (pf.num != 3)
+        continue;
+      if (pf.wt != WT_FIXED64)
+        t->invalid = true;
+      time = pf.v;
+    }
+    if (rc < 0)
+      t->invalid = true;
+    if (time > latest)
+      latest = time;
   }
-  *reason = temporality == TEMPORALITY_DELTA ? OTC_PRW_DROP_DELTA_TEMPORALITY
-                                             : OTC_PRW_DROP_UNSPECIFIED_TEMPORALITY;
-  return -1;
+  return latest;
 }
 
-static const char *kv_string(const KeyValue *const *kv, size_t n, const char *key) {
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(kv[i]->key, key) == 0)
-      return kv[i]->value && kv[i]->value->value_case ==
-                                 OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE
-                 ? kv[i]->value->string_value
-                 : "";
-  return NULL;
-}
-
-static Prometheus__MetricMetadata__MetricType metadata_type(const Metric *m, int kind) {
-  const char *pt =
-      kv_string((const KeyValue *const *)m->metadata, m->n_metadata, "prometheus.type");
+static Prometheus__MetricMetadata__MetricType metadata_type(struct tr *t,
+                                                            const struct metric_head *h, int kind) {
+  /* The first metadata entry named prometheus.type; its value when a string, else "". */
+  const char *pt = NULL;
+  struct wire w = {h->p, h->p + h->len};
+  struct wfield f;
+  while (!pt && w_next(&w, &f) > 0) {
+    if (f.num != 12)
+      continue;
+    const KeyValue *kv = unpack_msg(
+        t, &t->tmp, &opentelemetry__proto__common__v1__key_value__descriptor, f.data, f.len);
+    if (!kv)
+      break;
+    if (strcmp(kv->key, "prometheus.type") == 0)
+      pt = kv->value && kv->value->value_case ==
+                            OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE
+               ? kv->value->string_value
+               : "";
+  }
   switch (kind) {
   case OTC_PRW_KIND_GAUGE:
     return pt && strcmp(pt, "unknown") == 0 ? PROMETHEUS__METRIC_METADATA__METRIC_TYPE__UNKNOWN
@@ -1989,90 +2688,223 @@ static Prometheus__MetricMetadata__MetricType metadata_type(const Metric *m, int
 }
 
 /* One metadata entry per metric family of the batch (the first one seen). */
-static void add_metadata(struct tr *t, const Metric *m, int kind, const char *family) {
-  uint64_t h = hash_bytes(HASH_SEED, family, strlen(family));
-  if (smap_get(&t->meta_seen, family, h))
+static void add_metadata(struct tr *t, const struct metric_head *h, int kind, const char *family) {
+  size_t flen = strlen(family);
+  uint64_t hh = hash_bytes(HASH_SEED, family, flen);
+  if (smap_get(&t->meta_seen, family, flen, hh))
     return;
   Prometheus__MetricMetadata *md = arena_alloc(&t->a, sizeof *md);
   Prometheus__MetricMetadata **nm = arena_grow(&t->a, t->meta, t->n_meta, &t->cap_meta, sizeof *nm);
-  char *unit = prw__unit_name(m->unit);
-  if (!md || !nm || !unit) {
+  char *unit_in = arena_strndup(&t->tmp, h->unit, h->unit_len);
+  char *desc = arena_strndup(&t->a, h->desc, h->desc_len);
+  char *unit = unit_in ? prw__unit_name(unit_in) : NULL;
+  if (!md || !nm || !unit || !desc) {
     free(unit);
     t->nomem = true;
     return;
   }
   t->meta = nm;
   prometheus__metric_metadata__init(md);
-  md->type = metadata_type(m, kind);
+  md->type = metadata_type(t, h, kind);
   md->metric_family_name = (char *)family;
   md->unit = arena_strdup(&t->a, unit);
-  md->help = (char *)valid_utf8(&t->a, m->description ? m->description : "");
+  md->help = (char *)valid_utf8(&t->a, desc);
   free(unit);
-  if (!md->unit || !md->help || !smap_put(t, &t->meta_seen, family, h, md)) {
+  if (t->invalid)
+    return;
+  if (!md->unit || !md->help || !smap_put(t, &t->meta_seen, family, flen, hh, md)) {
     t->nomem = true;
     return;
   }
   t->meta[t->n_meta++] = md;
 }
 
-/* Translates one metric's points; counts drops. */
-static void translate_metric(struct tr *t, const struct res_ctx *r, const struct lbl *ctx,
-                             size_t n_ctx, const Metric *m) {
-  size_t points = metric_points(m);
-  t->out->points += points;
-  enum otc_prw_drop_reason reason = OTC_PRW_DROP_COUNT;
-  int kind = metric_kind(m, &reason);
-  if (kind < 0) {
-    t->out->dropped[reason] += points;
-    return;
+/* A metric's Prometheus name and its __name__ label (packed ahead). */
+struct pname {
+  const char *s;
+  struct lbl l;
+};
+
+static const struct pname invalid_metric_marker;
+
+/* The Prometheus name of the metric, cached by (kind, name, unit): a batch holds many metrics of
+ * few names. NULL with *dropped set when nothing valid is left of the name, NULL alone when out of
+ * memory. */
+static const struct pname *prom_name(struct tr *t, const struct metric_head *h, int kind,
+                                     bool *dropped) {
+  *dropped = false;
+  size_t klen = 1 + h->name_len + 1 + h->unit_len;
+  char *key = arena_alloc(&t->tmp, klen + 1);
+  if (!key) {
+    t->nomem = true;
+    return NULL;
   }
-  struct sb nb = {0};
-  bool ok = metric_name_into(m->name ? m->name : "", m->unit ? m->unit : "",
-                             (enum otc_prw_metric_kind)kind, t->ns, t->s->add_metric_suffixes, &nb);
-  if (nb.failed) {
+  key[0] = (char)kind;
+  memcpy(key + 1, h->name, h->name_len);
+  key[1 + h->name_len] = '\0';
+  memcpy(key + 2 + h->name_len, h->unit, h->unit_len);
+  key[klen] = '\0';
+  uint64_t hh = hash_bytes(HASH_SEED, key, klen);
+  const struct pname *v = smap_get(&t->metric_names, key, klen, hh);
+  if (!v) {
+    struct sb nb = {0};
+    bool ok = metric_name_into(key + 1, key + 2 + h->name_len, (enum otc_prw_metric_kind)kind,
+                               t->ns, t->s->add_metric_suffixes, &nb);
+    struct pname *pn = NULL;
+    if (!nb.failed && ok && (pn = arena_alloc(&t->a, sizeof *pn)) != NULL &&
+        (pn->s = arena_strdup(&t->a, nb.p)) != NULL) {
+      pn->l = name_label(pn->s);
+      if (!prepack(&t->a, &pn->l))
+        pn = NULL;
+    }
+    v = nb.failed ? NULL : ok ? pn : &invalid_metric_marker;
     free(nb.p);
-    t->nomem = true;
+    char *kc = arena_alloc(&t->a, klen);
+    if (!v || !kc) {
+      t->nomem = true;
+      return NULL;
+    }
+    memcpy(kc, key, klen);
+    if (!smap_put(t, &t->metric_names, kc, klen, hh, v)) {
+      t->nomem = true;
+      return NULL;
+    }
+  }
+  if (v == &invalid_metric_marker) {
+    *dropped = true;
+    return NULL;
+  }
+  return v;
+}
+
+/* Translates one metric's points (its wire bytes); counts drops. */
+static void translate_metric(struct tr *t, struct res_ctx *r, const struct lbl *ctx, size_t n_ctx,
+                             const uint8_t *p, size_t len) {
+  struct metric_head h;
+  if (!read_metric_head(t, p, len, &h))
+    return;
+  size_t points = 0;
+  uint64_t latest = 0;
+  int kind = -1, temporality = 0;
+  const void *data = NULL; /* histograms and summaries: decoded */
+  switch (h.data) {
+  case 5:
+  case 7: {
+    struct number_data d;
+    if (!read_number_data(t, &h, &d))
+      return;
+    points = d.points;
+    temporality = d.temporality;
+    if (h.data == 5)
+      kind = OTC_PRW_KIND_GAUGE;
+    else if (temporality == TEMPORALITY_CUMULATIVE)
+      kind = d.monotonic ? OTC_PRW_KIND_COUNTER : OTC_PRW_KIND_NONMONOTONIC;
+    break;
+  }
+  case 9: {
+    const Histogram *m = data = unpack_msg(
+        t, &t->a, &opentelemetry__proto__metrics__v1__histogram__descriptor, h.data_p, h.data_len);
+    if (!m)
+      return;
+    points = m->n_data_points;
+    for (size_t i = 0; i < points; i++)
+      if (m->data_points[i]->time_unix_nano > latest)
+        latest = m->data_points[i]->time_unix_nano;
+    temporality = (int)m->aggregation_temporality;
+    if (temporality == TEMPORALITY_CUMULATIVE)
+      kind = OTC_PRW_KIND_HISTOGRAM;
+    break;
+  }
+  case 10: {
+    const ExpHistogram *m = data =
+        unpack_msg(t, &t->a, &opentelemetry__proto__metrics__v1__exponential_histogram__descriptor,
+                   h.data_p, h.data_len);
+    if (!m)
+      return;
+    points = m->n_data_points;
+    for (size_t i = 0; i < points; i++)
+      if (m->data_points[i]->time_unix_nano > latest)
+        latest = m->data_points[i]->time_unix_nano;
+    temporality = (int)m->aggregation_temporality;
+    if (temporality == TEMPORALITY_CUMULATIVE)
+      kind = OTC_PRW_KIND_EXP_HISTOGRAM;
+    break;
+  }
+  case 11: {
+    const Summary *m = data = unpack_msg(
+        t, &t->a, &opentelemetry__proto__metrics__v1__summary__descriptor, h.data_p, h.data_len);
+    if (!m)
+      return;
+    points = m->n_data_points;
+    for (size_t i = 0; i < points; i++)
+      if (m->data_points[i]->time_unix_nano > latest)
+        latest = m->data_points[i]->time_unix_nano;
+    kind = OTC_PRW_KIND_SUMMARY;
+    break;
+  }
+  default:
+    break;
+  }
+  t->out->points += points;
+  bool number = h.data == 5 || h.data == 7;
+  if (kind < 0) {
+    if (number)
+      latest = number_latest(t, &h);
+    if (latest > r->latest_ns)
+      r->latest_ns = latest;
+    t->out->dropped[temporality == TEMPORALITY_DELTA ? OTC_PRW_DROP_DELTA_TEMPORALITY
+                                                     : OTC_PRW_DROP_UNSPECIFIED_TEMPORALITY] +=
+        points;
     return;
   }
-  const char *name = ok ? arena_strdup(&t->a, nb.p) : NULL;
-  free(nb.p);
-  if (ok && !name) {
-    t->nomem = true;
+  bool dropped;
+  const struct pname *pn = prom_name(t, &h, kind, &dropped);
+  if (!pn) {
+    if (number)
+      latest = number_latest(t, &h);
+    if (latest > r->latest_ns)
+      r->latest_ns = latest;
+    if (dropped)
+      t->out->dropped[OTC_PRW_DROP_INVALID_NAME] += points;
     return;
   }
-  if (!name) {
-    t->out->dropped[OTC_PRW_DROP_INVALID_NAME] += points;
-    return;
-  }
+  if (latest > r->latest_ns)
+    r->latest_ns = latest;
   if (t->s->send_metadata && points)
-    add_metadata(t, m, kind, name);
-  struct metric_ctx mc = {t, r, ctx, n_ctx, name, NULL, 0, NULL};
-  for (size_t i = 0; i < points && !t->nomem; i++) {
+    add_metadata(t, &h, kind, pn->s);
+  struct metric_ctx mc = {t, r, ctx, n_ctx, pn->s, pn->l, &r->latest_ns, NULL, 0, NULL};
+  struct wire w = {h.data_p, h.data_p + h.data_len};
+  for (size_t i = 0; i < points && !t->nomem && !t->invalid; i++) {
     int rc = 0;
     switch (kind) {
     case OTC_PRW_KIND_GAUGE:
-      rc = number_point(&mc, m->gauge->data_points[i], false);
-      break;
     case OTC_PRW_KIND_NONMONOTONIC:
-      rc = number_point(&mc, m->sum->data_points[i], false);
+    case OTC_PRW_KIND_COUNTER: {
+      /* The next data point (read_number_data checked every field). */
+      struct wfield f;
+      do {
+        if (w_next(&w, &f) <= 0) {
+          t->invalid = true;
+          return;
+        }
+      } while (f.num != 1);
+      rc = number_point(&mc, f.data, f.len, kind == OTC_PRW_KIND_COUNTER);
       break;
-    case OTC_PRW_KIND_COUNTER:
-      rc = number_point(&mc, m->sum->data_points[i], true);
-      break;
+    }
     case OTC_PRW_KIND_HISTOGRAM:
-      rc = histogram_point(&mc, m->histogram->data_points[i]);
+      rc = histogram_point(&mc, ((const Histogram *)data)->data_points[i]);
       break;
     case OTC_PRW_KIND_EXP_HISTOGRAM:
-      rc = exp_histogram_point(&mc, m->exponential_histogram->data_points[i]);
+      rc = exp_histogram_point(&mc, ((const ExpHistogram *)data)->data_points[i]);
       break;
     case OTC_PRW_KIND_SUMMARY:
-      rc = summary_point(&mc, m->summary->data_points[i]);
+      rc = summary_point(&mc, ((const Summary *)data)->data_points[i]);
       break;
     default:
       break;
     }
     arena_rewind(&t->tmp);
-    if (rc < 0)
+    if (rc < 0 && !t->invalid)
       t->nomem = true;
     else if (rc == 1)
       t->out->dropped[OTC_PRW_DROP_INVALID_LABEL]++;
@@ -2162,7 +2994,7 @@ static bool resource_ctx(struct tr *t, const Resource *res, struct res_ctx *r) {
       const char *v = value_string(&t->a, kv[i]->value);
       if (!v)
         return false;
-      r->conv[j] = (struct lbl){kv[i]->key, v, PRIO_ATTR, (uint32_t)j, 0};
+      r->conv[j] = lbl_make(kv[i]->key, v, PRIO_ATTR, (uint32_t)j);
       if (j == r->n_conv)
         r->n_conv++;
     }
@@ -2181,26 +3013,24 @@ static struct lbl *scope_ctx(struct tr *t, const struct res_ctx *r, const Scope 
   size_t n = 0;
   uint32_t order = 0;
   if (r->job)
-    v[n++] = (struct lbl){"job", r->job, PRIO_JOB, order++, 0};
+    v[n++] = lbl_make("job", r->job, PRIO_JOB, order++);
   if (r->instance)
-    v[n++] = (struct lbl){"instance", r->instance, PRIO_JOB, order++, 0};
+    v[n++] = lbl_make("instance", r->instance, PRIO_JOB, order++);
   for (size_t i = 0; i < t->s->n_external_labels; i++)
-    v[n++] = (struct lbl){t->s->external_labels[i].name, t->s->external_labels[i].value,
-                          PRIO_EXTERNAL, order++, 0};
+    v[n++] = lbl_make(t->s->external_labels[i].name, t->s->external_labels[i].value, PRIO_EXTERNAL,
+                      order++);
   if (scope && t->s->scope_info) {
     if (scope->name && *scope->name) {
-      if (!(v[n].value = valid_utf8(&t->a, scope->name)))
+      const char *val = valid_utf8(&t->a, scope->name);
+      if (!val)
         return NULL;
-      v[n].name = "otel_scope_name";
-      v[n].prio = PRIO_SCOPE;
-      v[n++].order = order++;
+      v[n++] = lbl_make("otel_scope_name", val, PRIO_SCOPE, order++);
     }
     if (scope->version && *scope->version) {
-      if (!(v[n].value = valid_utf8(&t->a, scope->version)))
+      const char *val = valid_utf8(&t->a, scope->version);
+      if (!val)
         return NULL;
-      v[n].name = "otel_scope_version";
-      v[n].prio = PRIO_SCOPE;
-      v[n++].order = order++;
+      v[n++] = lbl_make("otel_scope_version", val, PRIO_SCOPE, order++);
     }
     for (size_t i = 0; i < n_attrs; i++) {
       const KeyValue *kv = scope->attributes[i];
@@ -2216,16 +3046,21 @@ static struct lbl *scope_ctx(struct tr *t, const struct res_ctx *r, const Scope 
         free(ln);
         return NULL;
       }
-      v[n].name = arena_strdup(&t->a, ln);
-      v[n].value = valid_utf8(&t->a, val);
+      const char *name = arena_strdup(&t->a, ln);
+      val = valid_utf8(&t->a, val);
       free(ln);
-      if (!v[n].name || !v[n].value)
+      if (!name || !val)
         return NULL;
-      v[n].prio = PRIO_SCOPE;
-      v[n++].order = order++;
+      v[n++] = lbl_make(name, val, PRIO_SCOPE, order++);
     }
   }
   *n_out = lbl_resolve(v, n);
+  /* Packed once here for every series of the scope. */
+  for (size_t i = 0; i < *n_out; i++) {
+    v[i].src = SRC_CTX | (uint32_t)i;
+    if (!prepack(&t->a, &v[i]))
+      return NULL;
+  }
   return v;
 }
 
@@ -2249,9 +3084,9 @@ static void add_target_info(struct tr *t, const Resource *res, const struct res_
     if (!is_service_key(res->attributes[i]->key))
       attrs[n++] = res->attributes[i];
   if (r->job)
-    ctx[n_ctx++] = (struct lbl){"job", r->job, PRIO_JOB, 0, 0};
+    ctx[n_ctx++] = lbl_make("job", r->job, PRIO_JOB, 0);
   if (r->instance)
-    ctx[n_ctx++] = (struct lbl){"instance", r->instance, PRIO_JOB, 1, 0};
+    ctx[n_ctx++] = lbl_make("instance", r->instance, PRIO_JOB, 1);
   struct lbl *ext = arena_alloc(&t->tmp, (n_ctx + t->s->n_external_labels) * sizeof *ext + 1);
   if (!ext) {
     t->nomem = true;
@@ -2259,13 +3094,18 @@ static void add_target_info(struct tr *t, const Resource *res, const struct res_
   }
   memcpy(ext, ctx, n_ctx * sizeof *ext);
   for (size_t i = 0; i < t->s->n_external_labels; i++)
-    ext[n_ctx + i] = (struct lbl){t->s->external_labels[i].name, t->s->external_labels[i].value,
-                                  PRIO_EXTERNAL, (uint32_t)(n_ctx + i), 0};
+    ext[n_ctx + i] = lbl_make(t->s->external_labels[i].name, t->s->external_labels[i].value,
+                              PRIO_EXTERNAL, (uint32_t)(n_ctx + i));
   struct lbl *base;
   size_t nb;
-  uint64_t bh;
   size_t n_ext = lbl_resolve(ext, n_ctx + t->s->n_external_labels);
-  int rc = point_labels(t, NULL, ext, n_ext, attrs, n, &base, &nb, &bh);
+
+  struct lbl *al = kv_attrs(t, attrs, n);
+  if (!al) {
+    t->nomem = true;
+    return;
+  }
+  int rc = point_labels(t, NULL, ext, n_ext, al, n, &base, &nb);
   if (rc < 0)
     t->nomem = true;
   if (rc != 0)
@@ -2274,7 +3114,8 @@ static void add_target_info(struct tr *t, const Resource *res, const struct res_
    * counts, as in the reference). */
   bool identified = false;
   for (size_t i = 0; i < nb && !identified; i++)
-    identified = !strcmp(base[i].name, "job") || !strcmp(base[i].name, "instance");
+    identified = bytes_eq(base[i].name, base[i].name_len, "job", 3) ||
+                 bytes_eq(base[i].name, base[i].name_len, "instance", 8);
   if (!identified)
     return;
   const char *name = "target_info";
@@ -2287,35 +3128,62 @@ static void add_target_info(struct tr *t, const Resource *res, const struct res_
     sprintf(s, "%s_target_info", t->ns);
     name = s;
   }
-  struct series *s = series_for(t, base, nb, bh, name, NULL, NULL);
+  struct series *s = series_for(t, base, nb, name, NULL, NULL);
   if (!s)
     return;
   s->target_info = true;
   add_sample(t, s, to_ms(r->latest_ns), 1);
 }
 
-static void translate_resource(struct tr *t, const ResourceMetrics *rm) {
+/* One ResourceMetrics (its wire bytes). The resource and each scope are decoded without their
+ * scopes and metrics (once each, and small); the metrics are read from the wire. */
+static void translate_resource(struct tr *t, const uint8_t *p, size_t len) {
+  const ResourceMetrics *rm = unpack_without(
+      t, &opentelemetry__proto__metrics__v1__resource_metrics__descriptor, p, len, 2);
+  if (!rm)
+    return;
   struct res_ctx r;
   if (!resource_ctx(t, rm->resource, &r)) {
     t->nomem = true;
     return;
   }
-  for (size_t i = 0; i < rm->n_scope_metrics && !t->nomem; i++) {
-    const ScopeMetrics *sm = rm->scope_metrics[i];
+  struct wire w = {p, p + len};
+  struct wfield f;
+  int rc = 0;
+  while (!t->nomem && !t->invalid && (rc = w_next(&w, &f)) > 0) {
+    if (f.num != 2)
+      continue;
+    if (f.wt != WT_LEN) {
+      t->invalid = true;
+      return;
+    }
+    const ScopeMetrics *sm = unpack_without(
+        t, &opentelemetry__proto__metrics__v1__scope_metrics__descriptor, f.data, f.len, 2);
+    if (!sm)
+      return;
     size_t n_ctx = 0;
     struct lbl *ctx = scope_ctx(t, &r, sm->scope, &n_ctx);
     if (!ctx) {
       t->nomem = true;
       return;
     }
-    for (size_t j = 0; j < sm->n_metrics && !t->nomem; j++) {
-      uint64_t latest = metric_latest(sm->metrics[j]);
-      if (latest > r.latest_ns)
-        r.latest_ns = latest;
-      translate_metric(t, &r, ctx, n_ctx, sm->metrics[j]);
+    struct wire mw = {f.data, f.data + f.len};
+    struct wfield mf;
+    while (!t->nomem && !t->invalid && (rc = w_next(&mw, &mf)) > 0) {
+      if (mf.num != 2)
+        continue;
+      if (mf.wt != WT_LEN) {
+        t->invalid = true;
+        return;
+      }
+      translate_metric(t, &r, ctx, n_ctx, mf.data, mf.len);
     }
+    if (rc < 0)
+      t->invalid = true;
   }
-  if (!t->nomem)
+  if (rc < 0)
+    t->invalid = true;
+  if (!t->nomem && !t->invalid)
     add_target_info(t, rm->resource, &r);
   arena_rewind(&t->tmp);
 }
@@ -2385,15 +3253,10 @@ static size_t sort_histograms(Prometheus__Histogram **v, size_t n) {
 }
 
 /* A series is written directly rather than through protobuf-c's generic size and pack passes,
- * which cost more than the translation: labels from their interned lengths, samples field by
+ * which cost more than the translation: labels as get_series packed them, samples field by
  * field, and only the rare histograms and exemplars through protobuf-c. The fields come as
  * protobuf-c packs proto3 (in field order, zero numbers and empty strings left out), so the bytes
  * are the same. */
-
-static size_t ilabel_len(const struct ilabel *l) {
-  return (l->name_len ? otc_ld_size(l->name_len) : 0) +
-         (l->value_len ? otc_ld_size(l->value_len) : 0);
-}
 
 static size_t sample_len(const struct sample *sm) {
   /* protobuf-c leaves out a double that compares equal to 0 (so -0 too). */
@@ -2403,8 +3266,7 @@ static size_t sample_len(const struct sample *sm) {
 /* The packed size of the TimeSeries of s. */
 static size_t series_len(const struct series *s) {
   size_t n = 0;
-  for (size_t i = 0; i < s->n_labels; i++)
-    n += otc_ld_size(ilabel_len((const struct ilabel *)s->labels[i]));
+  n += s->labels_len;
   for (size_t i = 0; i < s->n_samples; i++)
     n += otc_ld_size(sample_len(&s->samples[i]));
   for (size_t i = 0; i < s->n_exemplars; i++)
@@ -2414,26 +3276,12 @@ static size_t series_len(const struct series *s) {
   return n;
 }
 
-static uint8_t *put_bytes_field(uint8_t *p, unsigned field, const char *s, size_t n) {
-  if (n == 0)
-    return p;
-  *p++ = (uint8_t)(field << 3 | 2);
-  p = otc_put_varint(p, n);
-  memcpy(p, s, n);
-  return p + n;
-}
-
 /* Writes s as WriteRequest field 1 (len: series_len(s)). */
 static uint8_t *put_series(uint8_t *p, const struct series *s, size_t len) {
   *p++ = 1 << 3 | 2;
   p = otc_put_varint(p, len);
-  for (size_t i = 0; i < s->n_labels; i++) {
-    const struct ilabel *l = (const struct ilabel *)s->labels[i];
-    *p++ = 1 << 3 | 2;
-    p = otc_put_varint(p, ilabel_len(l));
-    p = put_bytes_field(p, 1, l->pb.name, l->name_len);
-    p = put_bytes_field(p, 2, l->pb.value, l->value_len);
-  }
+  memcpy(p, s->labels, s->labels_len);
+  p += s->labels_len;
   for (size_t i = 0; i < s->n_samples; i++) {
     const struct sample *sm = &s->samples[i];
     *p++ = 2 << 3 | 2;
@@ -2587,10 +3435,17 @@ const char *otc_prw_drop_reason_name(enum otc_prw_drop_reason r) {
 
 int otc_prw_translate(const uint8_t *otlp, size_t len, const struct otc_prw_settings *s,
                       struct otc_prw_write_set *out) {
+  return otc_prw_translate_with(NULL, otlp, len, s, out);
+}
+
+int otc_prw_translate_with(struct otc_prw_scratch *sc, const uint8_t *otlp, size_t len,
+                           const struct otc_prw_settings *s, struct otc_prw_write_set *out) {
   int rc = 0;
   struct tr t;
   memset(&t, 0, sizeof t);
   memset(out, 0, sizeof *out);
+  if (sc)
+    t.a.spare = t.tmp.spare = &sc->spare;
   t.s = s;
   t.out = out;
   struct otc_wire_stats st;
@@ -2610,32 +3465,47 @@ int otc_prw_translate(const uint8_t *otlp, size_t len, const struct otc_prw_sett
       goto cleanup;
     }
   }
-  ProtobufCAllocator alloc = {pb_alloc, pb_free, &t.a};
-  /* The fast decoder first; protobuf-c for what it leaves (see pbfast.h). */
-  MetricsRequest *req = (MetricsRequest *)otc_pb__unpack(
-      &opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor,
-      otlp, len, &alloc);
-  if (!req)
-    req = opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__unpack(
-        &alloc, len, otlp);
-  if (!req) {
-    rc = t.a.failed ? OTC_ERR_NOMEM : OTC_ERR_INVALID;
-    goto cleanup;
+  struct wire w = {otlp, otlp + len};
+  struct wfield f;
+  int wrc = 0;
+  while (!t.nomem && !t.invalid && (wrc = w_next(&w, &f)) > 0) {
+    if (f.num != 1)
+      continue;
+    if (f.wt != WT_LEN) {
+      t.invalid = true;
+      break;
+    }
+    translate_resource(&t, f.data, f.len);
   }
-  for (size_t i = 0; i < req->n_resource_metrics && !t.nomem; i++)
-    translate_resource(&t, req->resource_metrics[i]);
+  if (wrc < 0)
+    t.invalid = true;
   if (t.nomem || t.a.failed || t.tmp.failed) {
     rc = OTC_ERR_NOMEM;
     goto cleanup;
   }
+  if (t.invalid) {
+    rc = OTC_ERR_INVALID;
+    goto cleanup;
+  }
   rc = emit(&t);
 cleanup:
-  arena_free(&t.tmp);
-  arena_free(&t.a);
+  if (sc) {
+    arena_keep(&t.tmp, &sc->spare);
+    arena_keep(&t.a, &sc->spare);
+    scratch_trim(sc);
+  } else {
+    arena_free(&t.tmp);
+    arena_free(&t.a);
+  }
   if (rc != 0) {
-    /* Counts of what was read stay for the caller's logs; no request survives a failure. */
+    /* Counts of what was read stay for the caller's logs; no request survives a failure. Bytes
+     * that do not decode count nothing, as when they were all decoded before translating. */
     uint64_t points = out->points, dropped[OTC_PRW_DROP_COUNT];
     memcpy(dropped, out->dropped, sizeof dropped);
+    if (rc == OTC_ERR_INVALID) {
+      points = 0;
+      memset(dropped, 0, sizeof dropped);
+    }
     otc_prw_write_set_free(out);
     out->points = points;
     memcpy(out->dropped, dropped, sizeof dropped);

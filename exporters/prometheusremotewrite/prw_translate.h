@@ -108,6 +108,25 @@ struct otc_prw_write_set {
 int otc_prw_translate(const uint8_t *otlp, size_t len, const struct otc_prw_settings *s,
                       struct otc_prw_write_set *out);
 
+/* Working memory kept from one translation to the next, for one thread at a time: translating
+ * every batch into freshly allocated memory faulted in every page of it again. What is kept stays
+ * charged to the memory accounting, and is bounded (OTC_PRW_SCRATCH_KEEP bytes). */
+struct otc_prw_scratch;
+
+#define OTC_PRW_SCRATCH_KEEP (16 * 1024 * 1024)
+
+/* A new, empty scratch (malloc'd; the caller frees it with otc_prw_scratch_free), or NULL when out
+ * of memory. */
+struct otc_prw_scratch *otc_prw_scratch_new(void);
+
+/* Frees sc and the memory it keeps, releasing its charge. NULL is a no-op. */
+void otc_prw_scratch_free(struct otc_prw_scratch *sc);
+
+/* otc_prw_translate taking its working memory from sc and leaving it there afterwards; sc NULL
+ * keeps nothing. The output is the same either way. */
+int otc_prw_translate_with(struct otc_prw_scratch *sc, const uint8_t *otlp, size_t len,
+                           const struct otc_prw_settings *s, struct otc_prw_write_set *out);
+
 /* Frees the requests and releases their memory charge; resets *ws. NULL is a no-op. */
 void otc_prw_write_set_free(struct otc_prw_write_set *ws);
 
