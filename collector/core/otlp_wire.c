@@ -472,8 +472,7 @@ static int scan_msg(struct scan *c, enum msg t, const uint8_t *p, size_t len, in
                     size_t *points) {
   const uint8_t *end = p + len;
   size_t id_len[2] = {0, 0}; /* trace_id and span_id of a span or log record; the last wins */
-  uint32_t data_kind = 0;    /* Metric: the data oneof member seen last */
-  size_t data_points = 0;    /* Metric: points of that member */
+  size_t data_points = 0;    /* Metric: points of the data oneof member seen last */
   while (p < end) {
     struct field f;
     enum rd rc = next_field(p, end, &f);
@@ -503,13 +502,10 @@ static int scan_msg(struct scan *c, enum msg t, const uint8_t *p, size_t len, in
       if (r != 0)
         return r;
       if (t == M_METRIC && is_metric_data_field(f.num)) {
-        /* A oneof keeps its last member: a different member replaces the points seen so far,
-         * a repeated one merges (appends) its points. */
-        if (f.num != data_kind) {
-          data_kind = f.num;
-          data_points = 0;
-        }
-        data_points += sub;
+        /* A oneof keeps the member seen last, even when the same member came before: protobuf-c
+         * and otelcol's pdata replace it rather than merge the two (the reference collector
+         * counts 1 data point for gauge{2 points} gauge{1 point}), so only its points count. */
+        data_points = sub;
       }
     }
     switch (t) {
@@ -727,7 +723,6 @@ static inline __attribute__((always_inline)) bool fast_body(struct fast *c, enum
                                                             int depth, size_t *points) {
   const uint8_t *ops = op_tab[t];
   size_t id_len[2] = {0, 0};
-  uint32_t data_kind = 0;
   size_t data_points = 0;
   while (p < end) {
     uint32_t num;
@@ -827,11 +822,7 @@ static inline __attribute__((always_inline)) bool fast_body(struct fast *c, enum
       if (!fast_len(&p, end, &val, &vlen) ||
           !fast_msg(c, (enum msg)schema[t][num].msg, val, val + vlen, depth, &sub))
         return false;
-      if (num != data_kind) {
-        data_kind = num;
-        data_points = 0;
-      }
-      data_points += sub;
+      data_points = sub; /* the member seen last wins, as in scan_msg */
       break;
     default: /* OP_FAIL */
       return false;
@@ -898,7 +889,7 @@ struct level {
   const uint8_t *msg; /* the message's content */
   size_t len;
   uint32_t child;    /* field number of the children */
-  size_t child_from; /* children start at this offset (Metric: the oneof's last member run) */
+  size_t child_from; /* children start at this offset (Metric: the oneof's member seen last) */
   size_t hdr_off;    /* the non-child fields, copied into the scratch area */
   size_t hdr_len;
   size_t pos;   /* split: where the next piece resumes */
@@ -928,7 +919,7 @@ static bool is_child(const struct walker *w, int L, const struct field *f) {
 }
 
 /* The fields repeated around every share of the children: all but the children (and, in a
- * Metric, all but the data oneof, whose members other than the last run no parser keeps). */
+ * Metric, all but the data oneof, whose occurrences other than the last no parser keeps). */
 static bool is_header(const struct walker *w, int L, const struct field *f) {
   if (is_metric_level(w, L))
     return !is_metric_data_field(f->num);
@@ -953,7 +944,7 @@ static int enter_level(struct walker *w, int L, const uint8_t *msg, size_t len) 
     if (next_field(p, end, &f) != RD_OK)
       return OTC_ERR_INVALID;
     p = f.end;
-    if (is_metric_level(w, L) && is_metric_data_field(f.num) && f.num != lv->child) {
+    if (is_metric_level(w, L) && is_metric_data_field(f.num)) {
       lv->child = f.num;
       lv->child_from = (size_t)(f.start - msg);
     }

@@ -1358,6 +1358,25 @@ TEST(metric_oneof_last_wins) {
   CHECK_EQ_INT(ref.items, 2);
   struct built b = {.buf = req, .len = nreq, .items = 2};
   check_split(OTC_SIGNAL_METRICS, &b, 1);
+
+  /* The same member twice: the last occurrence replaces the first, it does not merge with it
+   * (protobuf-c, and otelcol v0.162, which counts 1 data point for this). */
+  uint8_t g2[8], g1[4], m2[64], s2[80], r2[96], q2[112];
+  const uint8_t two_dps[] = {0x0a, 0x00, 0x0a, 0x00};
+  memcpy(g2, two_dps, 4);
+  memcpy(g1, two_dps, 2);
+  size_t nm2 = put_len_field(m2, 1, "g", 1);
+  nm2 += put_len_field(m2 + nm2, 5, g2, 4);
+  nm2 += put_len_field(m2 + nm2, 5, g1, 2);
+  size_t ns2 = put_len_field(s2, 2, m2, nm2);
+  size_t nr2 = put_len_field(r2, 2, s2, ns2);
+  size_t nq2 = put_len_field(q2, 1, r2, nr2);
+  CHECK_EQ_INT(otc_wire_scan(OTC_SIGNAL_METRICS, q2, nq2, 64, &st, NULL, 0), 0);
+  CHECK_EQ_INT(st.items, 1);
+  CHECK(flatten(OTC_SIGNAL_METRICS, q2, nq2, NULL, &ref));
+  CHECK_EQ_INT(ref.items, 1);
+  struct built b2 = {.buf = q2, .len = nq2, .items = 1};
+  check_split(OTC_SIGNAL_METRICS, &b2, 1);
 }
 
 /* ---- drop_invalid ---- */
