@@ -277,14 +277,6 @@ static struct otc_batch *send_or_split(struct batch_processor *bp, struct otc_ba
  * over, their references. Returns NULL (inputs untouched) when out of memory. */
 static struct otc_batch *merge(struct batch_processor *bp, struct otc_batch **list, size_t n) {
   size_t len = 0, items = 0;
-  for (size_t i = 0; i < n; i++)
-    items += list[i]->items;
-  /* A next consumer that sends a list of buffers gets the inputs joined by reference: no copy, no
-   * second charge for the same bytes. A batch that send_batch_max_size will split is copied, as
-   * the split reads one buffer. */
-  if (bp->next.takes_parts && (bp->max_size == 0 || items <= bp->max_size))
-    return otc_batch_join(bp->signal, list, n);
-  items = 0;
   int64_t oldest = list[0]->received_ns;
   for (size_t i = 0; i < n; i++) {
     len += list[i]->len;
@@ -292,6 +284,11 @@ static struct otc_batch *merge(struct batch_processor *bp, struct otc_batch **li
     if (list[i]->received_ns < oldest)
       oldest = list[i]->received_ns;
   }
+  /* A next consumer that sends a list of buffers gets the inputs joined by reference: no copy, no
+   * second charge for the same bytes. A batch that send_batch_max_size will split is copied, as
+   * the split reads one buffer. */
+  if (bp->next.takes_parts && (bp->max_size == 0 || items <= bp->max_size))
+    return otc_batch_join(bp->signal, list, n);
   /* Internal work replacing data already held: charged unconditionally (memory.h). */
   size_t charge = len + sizeof(struct otc_batch);
   otc_mem_charge(charge);
