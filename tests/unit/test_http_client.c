@@ -401,6 +401,23 @@ TEST(connection_refused_is_retryable) {
   otc_http_client_destroy(hc);
 }
 
+/* The gzip body gz (gzlen bytes) inflates to exactly want (n bytes). */
+static void check_gunzips_to(const uint8_t *gz, size_t gzlen, const uint8_t *want, size_t n) {
+  uint8_t *out = malloc(n + 16);
+  z_stream zs;
+  memset(&zs, 0, sizeof zs);
+  CHECK_EQ_INT(inflateInit2(&zs, 15 + 16), Z_OK);
+  zs.next_in = (Bytef *)gz;
+  zs.avail_in = (uInt)gzlen;
+  zs.next_out = out;
+  zs.avail_out = (uInt)(n + 16);
+  CHECK_EQ_INT(inflate(&zs, Z_FINISH), Z_STREAM_END);
+  CHECK_EQ_INT(zs.total_out, n);
+  CHECK(memcmp(out, want, n) == 0);
+  inflateEnd(&zs);
+  free(out);
+}
+
 TEST(gzip_body_arrives_decompressible) {
   struct server s;
   CHECK_EQ_INT(server_start(&s, NULL, NULL), 0);
@@ -419,19 +436,7 @@ TEST(gzip_body_arrives_decompressible) {
   CHECK_EQ_STR(s.last.content_type, "application/x-protobuf");
   CHECK(s.last.len > 0 && s.last.len < n / 4);
   CHECK(s.last.len >= 2 && s.last.body[0] == 0x1f && s.last.body[1] == 0x8b);
-  uint8_t *out = malloc(n + 16);
-  z_stream zs;
-  memset(&zs, 0, sizeof zs);
-  CHECK_EQ_INT(inflateInit2(&zs, 15 + 16), Z_OK);
-  zs.next_in = s.last.body;
-  zs.avail_in = (uInt)s.last.len;
-  zs.next_out = out;
-  zs.avail_out = (uInt)(n + 16);
-  CHECK_EQ_INT(inflate(&zs, Z_FINISH), Z_STREAM_END);
-  CHECK_EQ_INT(zs.total_out, n);
-  CHECK(memcmp(out, data, n) == 0);
-  inflateEnd(&zs);
-  free(out);
+  check_gunzips_to(s.last.body, s.last.len, data, n);
   otc_http_client_destroy(hc);
 
   /* Uncompressed, a body over 1 MiB goes out at once, without curl's Expect: 100-continue. */
@@ -467,24 +472,13 @@ TEST(body_in_pieces_arrives_whole) {
   char url[128];
   snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/traces", s.port);
   struct otc_send_result res;
-  uint8_t *out = malloc(n + 16);
 
   struct otc_http_client_config cfg = plain_config("gzip");
   struct otc_http_client *hc = otc_http_client_create(&cfg);
   otc_http_client_postv(hc, url, "application/x-protobuf", NULL, NULL, iov, 4, &res, NULL, NULL);
   CHECK_EQ_INT(res.err, 0);
   CHECK_EQ_STR(s.last.content_encoding, "gzip");
-  z_stream zs;
-  memset(&zs, 0, sizeof zs);
-  CHECK_EQ_INT(inflateInit2(&zs, 15 + 16), Z_OK);
-  zs.next_in = s.last.body;
-  zs.avail_in = (uInt)s.last.len;
-  zs.next_out = out;
-  zs.avail_out = (uInt)(n + 16);
-  CHECK_EQ_INT(inflate(&zs, Z_FINISH), Z_STREAM_END);
-  CHECK_EQ_INT(zs.total_out, n);
-  CHECK(memcmp(out, data, n) == 0);
-  inflateEnd(&zs);
+  check_gunzips_to(s.last.body, s.last.len, data, n);
   otc_http_client_destroy(hc);
 
   cfg = plain_config("none");
@@ -503,7 +497,6 @@ TEST(body_in_pieces_arrives_whole) {
   CHECK_EQ_INT(res.err, 0);
   CHECK(s.last.len == 5000 && memcmp(s.last.body, data, 5000) == 0);
   otc_http_client_destroy(hc);
-  free(out);
   free(data);
   server_stop(&s);
 }
