@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "common/numfmt.h"
+#include "common/pb_read.h"
 #include "common/pbfast.h"
 #include "core/errors.h"
 #include "core/memory.h"
@@ -1408,92 +1409,9 @@ static int encode_protobuf(struct enc *e, const struct streams *st, uint8_t **ou
  * the decoding translation instead. Strings are cut at their first NUL byte, as the decoded
  * NUL-terminated ones are. */
 
-enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2, WT_FIXED32 = 5 };
-
 /* Returned by the direct translation for input it leaves to the decoding one (not an error code:
  * those are negative). */
 #define FALLBACK 1
-
-struct wf {
-  uint32_t id;
-  const uint8_t *data; /* WT_LEN: the payload */
-  size_t len;
-  uint64_t v; /* WT_VARINT: the value; fixed: the little-endian bits */
-  /* Apart from id: stored together, the two were compared with one 8-byte load of two 4-byte
-   * stores, which the CPU cannot forward (a stall that was a fifth of w_record's time). */
-  uint8_t wt;
-};
-
-/* The same reading of varints as pbfast's, so that both see the same numbers: one byte inline
- * (tags, lengths and small numbers), longer ones out of line. */
-static __attribute__((noinline)) bool wf_varint_long(const uint8_t **pp, const uint8_t *end,
-                                                     uint64_t *out) {
-  const uint8_t *p = *pp;
-  uint64_t v = 0;
-  for (unsigned shift = 0; shift < 70 && p < end; shift += 7) {
-    uint8_t b = *p++;
-    v |= (uint64_t)(b & 0x7f) << (shift < 64 ? shift : 63);
-    if (!(b & 0x80)) {
-      *pp = p;
-      *out = v;
-      return true;
-    }
-  }
-  return false;
-}
-
-static inline __attribute__((always_inline)) bool wf_varint(const uint8_t **pp, const uint8_t *end,
-                                                            uint64_t *out) {
-  const uint8_t *p = *pp;
-  if (p < end && *p < 0x80) {
-    *out = *p;
-    *pp = p + 1;
-    return true;
-  }
-  return wf_varint_long(pp, end, out);
-}
-
-/* Reads the field at *pp (below end) and moves past it; false for malformed bytes. */
-static inline __attribute__((always_inline)) bool wf_next(const uint8_t **pp, const uint8_t *end,
-                                                          struct wf *f) {
-  uint64_t tag, v;
-  if (!wf_varint(pp, end, &tag) || tag >> 3 == 0 || tag >> 3 > UINT32_MAX)
-    return false;
-  f->id = (uint32_t)(tag >> 3);
-  f->wt = (uint8_t)(tag & 7);
-  f->data = *pp;
-  f->len = 0;
-  f->v = 0;
-  switch (f->wt) {
-  case WT_VARINT:
-    return wf_varint(pp, end, &f->v);
-  case WT_FIXED64:
-  case WT_FIXED32: {
-    size_t n = f->wt == WT_FIXED64 ? 8 : 4;
-    if ((size_t)(end - *pp) < n)
-      return false;
-    uint64_t x = 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(&x, *pp, n);
-#else
-    for (size_t i = n; i-- > 0;)
-      x = x << 8 | (*pp)[i];
-#endif
-    f->v = x;
-    *pp += n;
-    return true;
-  }
-  case WT_LEN:
-    if (!wf_varint(pp, end, &v) || v > (uint64_t)(end - *pp))
-      return false;
-    f->data = *pp;
-    f->len = (size_t)v;
-    *pp += v;
-    return true;
-  default:
-    return false;
-  }
-}
 
 /* A string field as its decoded, NUL-terminated copy reads. */
 struct str {
@@ -1538,22 +1456,23 @@ struct anyv {
  * together with any other value field would be merged or decoded and dropped by protobuf (and may
  * hide a merge further down), so that case is left to the decoding translation. */
 static bool any_read(struct enc *e, const uint8_t *p, size_t n, struct anyv *a) {
-  static const int8_t want[8] = {-1,         WT_LEN, WT_VARINT, WT_VARINT,
-                                 WT_FIXED64, WT_LEN, WT_LEN,    WT_LEN};
+  static const int8_t want[8] = {
+      -1,         OTC_WT_LEN, OTC_WT_VARINT, OTC_WT_VARINT, OTC_WT_FIXED64,
+      OTC_WT_LEN, OTC_WT_LEN, OTC_WT_LEN};
   a->k = AV_NONE;
   unsigned fields = 0;
   bool message = false;
   for (const uint8_t *end = p + n; p < end;) {
-    struct wf f;
-    if (!wf_next(&p, end, &f))
+    struct otc_pb_field f;
+    if (!otc_pb_next(&p, end, &f))
       return leave(e);
-    if (f.id > 7)
+    if (f.num > 7)
       continue;
-    if (f.wt != want[f.id])
+    if (f.wt != want[f.num])
       return leave(e);
     fields++;
-    message = message || f.id == AV_ARRAY || f.id == AV_KVLIST;
-    a->k = (int)f.id;
+    message = message || f.num == AV_ARRAY || f.num == AV_KVLIST;
+    a->k = (int)f.num;
     a->p = f.data;
     a->n = f.len;
     a->v = f.v;
@@ -1569,15 +1488,15 @@ static bool kv_read(struct enc *e, const uint8_t *p, size_t n, struct str *key, 
   *key = (struct str){"", 0};
   *has_v = false;
   for (const uint8_t *end = p + n; p < end;) {
-    struct wf f;
-    if (!wf_next(&p, end, &f))
+    struct otc_pb_field f;
+    if (!otc_pb_next(&p, end, &f))
       return leave(e);
-    if (f.id == 1) {
-      if (f.wt != WT_LEN)
+    if (f.num == 1) {
+      if (f.wt != OTC_WT_LEN)
         return leave(e);
       *key = wf_str(f.data, f.len);
-    } else if (f.id == 2) {
-      if (f.wt != WT_LEN || *has_v)
+    } else if (f.num == 2) {
+      if (f.wt != OTC_WT_LEN || *has_v)
         return leave(e);
       *has_v = true;
       *v = f.data;
@@ -1613,12 +1532,12 @@ static int cmp_wkv(const void *pa, const void *pb) {
 static void w_json_map(struct enc *e, struct buf *b, const uint8_t *p, size_t n, int depth) {
   size_t count = 0;
   for (const uint8_t *q = p, *end = p + n; q < end;) {
-    struct wf f;
-    if (!wf_next(&q, end, &f)) {
+    struct otc_pb_field f;
+    if (!otc_pb_next(&q, end, &f)) {
       leave(e);
       return;
     }
-    count += f.id == 1;
+    count += f.num == 1;
   }
   struct wkv *s = count ? arena_alloc(&e->ar, count * sizeof *s) : NULL;
   if (count && !s) {
@@ -1627,14 +1546,15 @@ static void w_json_map(struct enc *e, struct buf *b, const uint8_t *p, size_t n,
   }
   size_t i = 0;
   for (const uint8_t *q = p, *end = p + n; q < end;) {
-    struct wf f;
-    if (!wf_next(&q, end, &f)) {
+    struct otc_pb_field f;
+    if (!otc_pb_next(&q, end, &f)) {
       leave(e);
       return;
     }
-    if (f.id != 1)
+    if (f.num != 1)
       continue;
-    if (f.wt != WT_LEN || !kv_read(e, f.data, f.len, &s[i].key, &s[i].v, &s[i].vn, &s[i].has_v)) {
+    if (f.wt != OTC_WT_LEN ||
+        !kv_read(e, f.data, f.len, &s[i].key, &s[i].v, &s[i].vn, &s[i].has_v)) {
       leave(e);
       return;
     }
@@ -1702,15 +1622,15 @@ static void w_json_value(struct enc *e, struct buf *b, const struct anyv *a, int
     buf_putc(b, '[');
     bool first = true;
     for (const uint8_t *q = a->p, *end = a->p + a->n; q < end && !e->fallback;) {
-      struct wf f;
+      struct otc_pb_field f;
       struct anyv c;
-      if (!wf_next(&q, end, &f)) {
+      if (!otc_pb_next(&q, end, &f)) {
         leave(e);
         break;
       }
-      if (f.id != 1)
+      if (f.num != 1)
         continue;
-      if (f.wt != WT_LEN || !any_read(e, f.data, f.len, &c)) {
+      if (f.wt != OTC_WT_LEN || !any_read(e, f.data, f.len, &c)) {
         leave(e);
         break;
       }
@@ -1913,46 +1833,46 @@ static inline bool ascii_plain(const uint8_t *p, size_t n) {
  * written nothing, for anything else, which goes the general way (w_attr). */
 static bool w_attr_scalar(struct enc *e, struct buf *o, const uint8_t *p, size_t n) {
   const uint8_t *end = p + n, *q = p;
-  struct wf k, v, x;
-  if (n >= 4 && p[0] == (1 << 3 | WT_LEN) && p[1] < 0x80 && (size_t)p[1] + 4 <= n &&
-      p[2 + p[1]] == (2 << 3 | WT_LEN) && n - 4 - p[1] < 0x80 && p[3 + p[1]] == n - 4 - p[1]) {
+  struct otc_pb_field k, v, x;
+  if (n >= 4 && p[0] == (1 << 3 | OTC_WT_LEN) && p[1] < 0x80 && (size_t)p[1] + 4 <= n &&
+      p[2 + p[1]] == (2 << 3 | OTC_WT_LEN) && n - 4 - p[1] < 0x80 && p[3 + p[1]] == n - 4 - p[1]) {
     /* The usual layout, read at fixed places: key, then value, each length one byte. */
     k.data = p + 2;
     k.len = p[1];
     v.data = p + 4 + p[1];
     v.len = n - 4 - p[1];
-  } else if (!wf_next(&q, end, &k) || k.id != 1 || k.wt != WT_LEN || q >= end ||
-             !wf_next(&q, end, &v) || v.id != 2 || v.wt != WT_LEN || q != end) {
+  } else if (!otc_pb_next(&q, end, &k) || k.num != 1 || k.wt != OTC_WT_LEN || q >= end ||
+             !otc_pb_next(&q, end, &v) || v.num != 2 || v.wt != OTC_WT_LEN || q != end) {
     return false;
   }
   if (k.len == 0)
     return false;
   const uint8_t *vd = v.data;
-  if (v.len >= 2 && vd[0] == (AV_STRING << 3 | WT_LEN) && vd[1] < 0x80 && vd[1] == v.len - 2) {
-    x.id = AV_STRING;
-    x.wt = WT_LEN;
+  if (v.len >= 2 && vd[0] == (AV_STRING << 3 | OTC_WT_LEN) && vd[1] < 0x80 && vd[1] == v.len - 2) {
+    x.num = AV_STRING;
+    x.wt = OTC_WT_LEN;
     x.data = vd + 2;
     x.len = v.len - 2;
   } else {
     q = vd;
     end = vd + v.len;
-    if (q >= end || !wf_next(&q, end, &x) || q != end)
+    if (q >= end || !otc_pb_next(&q, end, &x) || q != end)
       return false;
   }
   char tmp[OTC_NUM_INT_BUF];
   const char *value;
   size_t vl;
   struct buf *t = &e->val;
-  if (x.id == AV_STRING && x.wt == WT_LEN && ascii_plain(x.data, x.len)) {
+  if (x.num == AV_STRING && x.wt == OTC_WT_LEN && ascii_plain(x.data, x.len)) {
     value = (const char *)x.data;
     vl = x.len;
-  } else if (x.id == AV_BOOL && x.wt == WT_VARINT) {
+  } else if (x.num == AV_BOOL && x.wt == OTC_WT_VARINT) {
     value = x.v ? "true" : "false";
     vl = x.v ? 4 : 5;
-  } else if (x.id == AV_INT && x.wt == WT_VARINT) {
+  } else if (x.num == AV_INT && x.wt == OTC_WT_VARINT) {
     value = tmp;
     vl = otc_num__i64((int64_t)x.v, tmp);
-  } else if (x.id == AV_DOUBLE && x.wt == WT_FIXED64) {
+  } else if (x.num == AV_DOUBLE && x.wt == OTC_WT_FIXED64) {
     double d;
     memcpy(&d, &x.v, sizeof d);
     t->len = 0;
@@ -1995,18 +1915,18 @@ static void w_attr(struct enc *e, const struct sink *s, struct str key, const ui
     goto done;
   if (a.k == AV_KVLIST) {
     for (const uint8_t *q = a.p, *end = a.p + a.n; q < end && !e->fallback;) {
-      struct wf f;
+      struct otc_pb_field f;
       struct str ck;
       const uint8_t *cv = NULL;
       size_t cvn = 0;
       bool has_cv;
-      if (!wf_next(&q, end, &f)) {
+      if (!otc_pb_next(&q, end, &f)) {
         leave(e);
         break;
       }
-      if (f.id != 1)
+      if (f.num != 1)
         continue;
-      if (f.wt != WT_LEN) {
+      if (f.wt != OTC_WT_LEN) {
         leave(e);
         break;
       }
@@ -2077,16 +1997,16 @@ static struct kvs *w_resource(struct enc *e, const uint8_t *r, size_t rn, bool *
   *has_service_name = false;
   struct sink to_labels = {.labels = base}, to_pairs = {.pairs = &e->rmd};
   for (const uint8_t *q = r, *end = r ? r + rn : NULL; q < end && !e->fallback;) {
-    struct wf f;
+    struct otc_pb_field f;
     struct str key;
     const uint8_t *v = NULL;
     size_t vn = 0;
     bool has_v;
-    if (!wf_next(&q, end, &f))
+    if (!otc_pb_next(&q, end, &f))
       return leave(e), NULL;
-    if (f.id != 1)
+    if (f.num != 1)
       continue;
-    if (f.wt != WT_LEN || !kv_read(e, f.data, f.len, &key, &v, &vn, &has_v))
+    if (f.wt != OTC_WT_LEN || !kv_read(e, f.data, f.len, &key, &v, &vn, &has_v))
       return leave(e), NULL;
     if (str_is(key, PAIR_NAME("service.name")) && w_value_nonempty(e, v, vn, has_v))
       *has_service_name = true;
@@ -2119,32 +2039,32 @@ static struct kvs *w_scope(struct enc *e, const uint8_t *sc, size_t sn) {
   struct str name = {"", 0}, version = {"", 0};
   uint32_t dropped = 0;
   for (const uint8_t *q = sc, *end = sc ? sc + sn : NULL; q < end && !e->fallback;) {
-    struct wf f;
-    if (!wf_next(&q, end, &f))
+    struct otc_pb_field f;
+    if (!otc_pb_next(&q, end, &f))
       return leave(e), NULL;
-    if (f.id == 1 || f.id == 2 || f.id == 3) {
-      if (f.wt != WT_LEN)
+    if (f.num == 1 || f.num == 2 || f.num == 3) {
+      if (f.wt != OTC_WT_LEN)
         return leave(e), NULL;
-      if (f.id == 1)
+      if (f.num == 1)
         name = wf_str(f.data, f.len);
-      else if (f.id == 2)
+      else if (f.num == 2)
         version = wf_str(f.data, f.len);
-    } else if (f.id == 4) {
-      if (f.wt != WT_VARINT)
+    } else if (f.num == 4) {
+      if (f.wt != OTC_WT_VARINT)
         return leave(e), NULL;
       dropped = (uint32_t)f.v;
     }
   }
   /* The attributes in their order, then the name, version and count, as the decoded scope. */
   for (const uint8_t *q = sc, *end = sc ? sc + sn : NULL; q < end && !e->fallback;) {
-    struct wf f;
+    struct otc_pb_field f;
     struct str key;
     const uint8_t *v = NULL;
     size_t vn = 0;
     bool has_v;
-    if (!wf_next(&q, end, &f))
+    if (!otc_pb_next(&q, end, &f))
       return leave(e), NULL;
-    if (f.id != 3)
+    if (f.num != 3)
       continue;
     if (!kv_read(e, f.data, f.len, &key, &v, &vn, &has_v))
       return NULL;
@@ -2239,16 +2159,17 @@ static int w_record(struct enc *e, struct streams *st, struct level_cache *lc,
   struct str severity_text = {"", 0};
   const uint8_t *body = NULL, *trace_id = NULL, *span_id = NULL;
   size_t body_n = 0, trace_n = 0, span_n = 0;
-  static const int8_t want[12] = {-1,     WT_FIXED64, WT_VARINT,  WT_LEN, -1,     WT_LEN,
-                                  WT_LEN, WT_VARINT,  WT_FIXED32, WT_LEN, WT_LEN, WT_FIXED64};
+  static const int8_t want[12] = {
+      -1,         OTC_WT_FIXED64, OTC_WT_VARINT,  OTC_WT_LEN, -1,         OTC_WT_LEN,
+      OTC_WT_LEN, OTC_WT_VARINT,  OTC_WT_FIXED32, OTC_WT_LEN, OTC_WT_LEN, OTC_WT_FIXED64};
   /* The attributes are read in a second pass over the range they span. */
   const uint8_t *attrs = NULL, *attrs_end = NULL;
   for (const uint8_t *q = p, *end = p + n; q < end;) {
-    struct wf f;
+    struct otc_pb_field f;
     const uint8_t *at = q;
-    if (!wf_next(&q, end, &f) || (f.id < 12 && want[f.id] >= 0 && f.wt != want[f.id]))
+    if (!otc_pb_next(&q, end, &f) || (f.num < 12 && want[f.num] >= 0 && f.wt != want[f.num]))
       return leave(e), FALLBACK;
-    switch (f.id) {
+    switch (f.num) {
     case 6:
       attrs = attrs ? attrs : at;
       attrs_end = q;
@@ -2343,14 +2264,14 @@ static int w_record(struct enc *e, struct streams *st, struct level_cache *lc,
   bool own_labels = false;
   struct sink to_pairs = {.pairs = o}, to_labels = {.labels = &e->labels};
   for (const uint8_t *q = attrs, *end = attrs_end; q < end && !e->fallback;) {
-    struct wf f;
+    struct otc_pb_field f;
     struct str key;
     const uint8_t *v = NULL;
     size_t vn = 0;
     bool has_v;
-    if (!wf_next(&q, end, &f))
+    if (!otc_pb_next(&q, end, &f))
       return leave(e), FALLBACK;
-    if (f.id != 6)
+    if (f.num != 6)
       continue;
     if (cfg->n_record_labels == 0 && w_attr_scalar(e, o, f.data, f.len))
       continue;
@@ -2434,22 +2355,23 @@ static int translate_wire(struct enc *e, const uint8_t *otlp, size_t len, struct
     return OTC_ERR_NOMEM;
 
   for (const uint8_t *q = otlp, *end = otlp + len; q < end;) {
-    struct wf rf;
-    if (!wf_next(&q, end, &rf))
+    struct otc_pb_field rf;
+    if (!otc_pb_next(&q, end, &rf))
       return leave(e), FALLBACK;
-    if (rf.id != 1)
+    if (rf.num != 1)
       continue;
-    if (rf.wt != WT_LEN)
+    if (rf.wt != OTC_WT_LEN)
       return leave(e), FALLBACK;
     /* The ResourceLogs: its resource first, wherever it is; every resource and scope is read,
      * with records or not, so that a merge anywhere is seen as the decoder would see it. */
     const uint8_t *res = NULL;
     size_t res_n = 0;
     for (const uint8_t *r = rf.data, *rend = rf.data + rf.len; r < rend;) {
-      struct wf f;
-      if (!wf_next(&r, rend, &f) || ((f.id == 1 || f.id == 2 || f.id == 3) && f.wt != WT_LEN))
+      struct otc_pb_field f;
+      if (!otc_pb_next(&r, rend, &f) ||
+          ((f.num == 1 || f.num == 2 || f.num == 3) && f.wt != OTC_WT_LEN))
         return leave(e), FALLBACK;
-      if (f.id == 1) {
+      if (f.num == 1) {
         if (res)
           return leave(e), FALLBACK;
         res = f.data;
@@ -2462,18 +2384,19 @@ static int translate_wire(struct enc *e, const uint8_t *otlp, size_t len, struct
       return e->fallback ? FALLBACK : OTC_ERR_NOMEM;
     struct level_cache lc = {.n = 0};
     for (const uint8_t *r = rf.data, *rend = rf.data + rf.len; r < rend;) {
-      struct wf f;
-      if (!wf_next(&r, rend, &f))
+      struct otc_pb_field f;
+      if (!otc_pb_next(&r, rend, &f))
         return leave(e), FALLBACK;
-      if (f.id != 2)
+      if (f.num != 2)
         continue;
       const uint8_t *sc = NULL;
       size_t sc_n = 0;
       for (const uint8_t *s = f.data, *send = f.data + f.len; s < send;) {
-        struct wf g;
-        if (!wf_next(&s, send, &g) || ((g.id == 1 || g.id == 2 || g.id == 3) && g.wt != WT_LEN))
+        struct otc_pb_field g;
+        if (!otc_pb_next(&s, send, &g) ||
+            ((g.num == 1 || g.num == 2 || g.num == 3) && g.wt != OTC_WT_LEN))
           return leave(e), FALLBACK;
-        if (g.id == 1) {
+        if (g.num == 1) {
           if (sc)
             return leave(e), FALLBACK;
           sc = g.data;
@@ -2484,10 +2407,10 @@ static int translate_wire(struct enc *e, const uint8_t *otlp, size_t len, struct
       if (!scope_md)
         return e->fallback ? FALLBACK : OTC_ERR_NOMEM;
       for (const uint8_t *s = f.data, *send = f.data + f.len; s < send;) {
-        struct wf g;
-        if (!wf_next(&s, send, &g))
+        struct otc_pb_field g;
+        if (!otc_pb_next(&s, send, &g))
           return leave(e), FALLBACK;
-        if (g.id != 2)
+        if (g.num != 2)
           continue;
         int rc = w_record(e, st, &lc, has_service_name, res_md, scope_md, g.data, g.len, seq++);
         if (rc != 0)

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "common/numfmt.h"
+#include "common/pb_read.h"
 #include "common/pbfast.h"
 #include "core/errors.h"
 #include "core/memory.h"
@@ -1813,115 +1814,23 @@ static void add_exemplars(struct tr *t, struct series *s, Exemplar *const *ex, s
  * attribute, value), and what nests further goes through the decoders, under the wire scan's
  * depth limit. */
 
-enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2, WT_FIXED32 = 5 };
-
 struct wire {
   const uint8_t *p, *end;
 };
 
-struct wfield {
-  uint32_t num;
-  int wt;
-  uint64_t v;          /* a varint's value, or a fixed field's little-endian bits */
-  const uint8_t *data; /* WT_LEN: the payload */
-  size_t len;
-};
-
-static bool w_varint_slow(struct wire *w, uint64_t *out) {
-  uint64_t v = 0;
-  for (unsigned shift = 0; shift < 70 && w->p < w->end; shift += 7) {
-    uint8_t b = *w->p++;
-    v |= (uint64_t)(b & 0x7f) << (shift < 64 ? shift : 63);
-    if (!(b & 0x80)) {
-      *out = v;
-      return true;
-    }
-  }
-  return false;
-}
-
 static inline bool w_varint(struct wire *w, uint64_t *out) {
-  if (w->p < w->end && *w->p < 0x80) {
-    *out = *w->p++;
-    return true;
-  }
-  return w_varint_slow(w, out);
+  return otc_pb_varint(&w->p, w->end, out);
 }
 
-static int w_next_slow(struct wire *w, struct wfield *f);
-
-/* The next field: 1, 0 at the end of the message, -1 for bytes that do not decode. Inline for
- * the usual one-byte tag of a short string or message. */
-static inline int w_next(struct wire *w, struct wfield *f) {
+/* The next field: 1, 0 at the end of the message, -1 for bytes that do not decode. */
+static inline int w_next(struct wire *w, struct otc_pb_field *f) {
   if (w->p >= w->end)
     return 0;
-  if (w->end - w->p >= 2 && (w->p[0] & 7) == WT_LEN && w->p[0] >= 8 && w->p[0] < 0x80 &&
-      w->p[1] < 0x80 && w->p[1] <= w->end - w->p - 2) {
-    f->num = w->p[0] >> 3;
-    f->wt = WT_LEN;
-    f->v = f->len = w->p[1];
-    f->data = w->p + 2;
-    w->p += 2 + f->len;
-    return 1;
-  }
-  if (w->end - w->p >= 3 && (w->p[0] & 7) == WT_LEN && w->p[0] >= 8 && w->p[0] < 0x80 &&
-      w->p[1] >= 0x80 && w->p[2] < 0x80) {
-    /* A two-byte length: a metric or a point of a few hundred bytes. */
-    size_t len = (size_t)(w->p[1] & 0x7f) | (size_t)w->p[2] << 7;
-    if (len <= (size_t)(w->end - w->p) - 3) {
-      f->num = w->p[0] >> 3;
-      f->wt = WT_LEN;
-      f->v = f->len = len;
-      f->data = w->p + 3;
-      w->p += 3 + len;
-      return 1;
-    }
-  }
-  if (w->end - w->p >= 9 && (w->p[0] & 7) == WT_FIXED64 && w->p[0] >= 8 && w->p[0] < 0x80) {
-    f->num = w->p[0] >> 3;
-    f->wt = WT_FIXED64;
-    memcpy(&f->v, w->p + 1, 8);
-    f->v = le64toh(f->v);
-    w->p += 9;
-    return 1;
-  }
-  return w_next_slow(w, f);
-}
-
-static int w_next_slow(struct wire *w, struct wfield *f) {
-  uint64_t tag;
-  if (!w_varint(w, &tag) || tag >> 3 == 0 || tag >> 3 > UINT32_MAX)
-    return -1;
-  f->num = (uint32_t)(tag >> 3);
-  f->wt = (int)(tag & 7);
-  switch (f->wt) {
-  case WT_VARINT:
-    return w_varint(w, &f->v) ? 1 : -1;
-  case WT_FIXED64:
-  case WT_FIXED32: {
-    size_t n = f->wt == WT_FIXED64 ? 8 : 4;
-    if ((size_t)(w->end - w->p) < n)
-      return -1;
-    f->v = 0;
-    for (size_t i = n; i-- > 0;)
-      f->v = f->v << 8 | w->p[i];
-    w->p += n;
-    return 1;
-  }
-  case WT_LEN:
-    if (!w_varint(w, &f->v) || f->v > (uint64_t)(w->end - w->p))
-      return -1;
-    f->data = w->p;
-    f->len = (size_t)f->v;
-    w->p += f->len;
-    return 1;
-  default:
-    return -1; /* groups and reserved wire types */
-  }
+  return otc_pb_next(&w->p, w->end, f) ? 1 : -1;
 }
 
 /* A string field's bytes up to the first NUL. */
-static void w_str(const struct wfield *f, const char **s, size_t *n) {
+static void w_str(const struct otc_pb_field *f, const char **s, size_t *n) {
   const uint8_t *z = f->len ? memchr(f->data, 0, f->len) : NULL;
   *s = (const char *)f->data;
   *n = z ? (size_t)(z - f->data) : f->len;
@@ -1952,7 +1861,7 @@ static void *unpack_without(struct tr *t, const ProtobufCMessageDescriptor *d, c
   /* Sized first: the fields left out (a resource's metrics) are nearly all of the bytes. */
   size_t o = 0;
   struct wire w = {p, p + n};
-  struct wfield f;
+  struct otc_pb_field f;
   int rc;
   for (const uint8_t *start = w.p; (rc = w_next(&w, &f)) > 0; start = w.p)
     if (f.num != skip)
@@ -1981,7 +1890,7 @@ static void *unpack_without(struct tr *t, const ProtobufCMessageDescriptor *d, c
 static bool any_value_wire(struct tr *t, const uint8_t *p, size_t n, const char **s, size_t *len) {
   char num[FLOAT_BUF];
   struct wire w = {p, p + n};
-  struct wfield f, last = {0};
+  struct otc_pb_field f, last = {0};
   int rc;
   while ((rc = w_next(&w, &f)) > 0)
     if (f.num >= 1 && f.num <= 7)
@@ -1997,19 +1906,19 @@ static bool any_value_wire(struct tr *t, const uint8_t *p, size_t n, const char 
     *len = 0;
     return true;
   case 1:
-    if (last.wt != WT_LEN)
+    if (last.wt != OTC_WT_LEN)
       break;
     w_str(&last, s, len);
     return true;
   case 2:
-    if (last.wt != WT_VARINT)
+    if (last.wt != OTC_WT_VARINT)
       break;
     *s = last.v ? "true" : "false";
     *len = strlen(*s);
     return true;
   case 3:
   case 4: {
-    if (last.wt != (last.num == 3 ? WT_VARINT : WT_FIXED64))
+    if (last.wt != (last.num == 3 ? OTC_WT_VARINT : OTC_WT_FIXED64))
       break;
     if (last.num == 3) {
       v = fmt_int((int64_t)last.v, num);
@@ -2054,7 +1963,7 @@ static bool key_value_simple(struct tr *t, const uint8_t *p, size_t n, struct lb
   size_t vl = q[1];
   if (q[0] != 0x12 || vl >= 0x80 || vl < 2 || (size_t)(v + vl - p) != n)
     return false;
-  struct wfield f = {.data = p + 2, .len = p[1]};
+  struct otc_pb_field f = {.data = p + 2, .len = p[1]};
   const char *s;
   size_t sl;
   char num[FLOAT_BUF];
@@ -2062,7 +1971,7 @@ static bool key_value_simple(struct tr *t, const uint8_t *p, size_t n, struct lb
   case 0x0a: /* string_value */
     if (v[1] >= 0x80 || (size_t)v[1] + 2 != vl)
       return false;
-    f = (struct wfield){.data = v + 2, .len = v[1]};
+    f = (struct otc_pb_field){.data = v + 2, .len = v[1]};
     w_str(&f, &s, &sl);
     break;
   case 0x10: /* bool_value */
@@ -2101,7 +2010,7 @@ static bool key_value_simple(struct tr *t, const uint8_t *p, size_t n, struct lb
     return false;
   }
   *out = lbl_make("", "", PRIO_ATTR, 0);
-  f = (struct wfield){.data = p + 2, .len = p[1]};
+  f = (struct otc_pb_field){.data = p + 2, .len = p[1]};
   w_str(&f, &out->name, &out->name_len);
   out->value = s;
   out->value_len = sl;
@@ -2116,14 +2025,14 @@ static bool key_value_wire(struct tr *t, const uint8_t *p, size_t n, struct lbl 
   if (t->nomem)
     return false;
   struct wire w = {p, p + n};
-  struct wfield f;
+  struct otc_pb_field f;
   const uint8_t *val = NULL;
   size_t val_len = 0, n_val = 0;
   int rc;
   *out = lbl_make("", "", PRIO_ATTR, 0);
   while ((rc = w_next(&w, &f)) > 0) {
     if (f.num == 1 || f.num == 2) {
-      if (f.wt != WT_LEN) {
+      if (f.wt != OTC_WT_LEN) {
         t->invalid = true;
         return false;
       }
@@ -2180,7 +2089,7 @@ struct metric_ctx {
 static int number_point(const struct metric_ctx *m, const uint8_t *p, size_t len, bool counter) {
   struct tr *t = m->t;
   struct wire w = {p, p + len};
-  struct wfield f;
+  struct otc_pb_field f;
   /* Room for the usual attribute count without an allocation. */
   struct lbl stack_attrs[16];
   size_t n_attrs = 0, cap_attrs = 16, n_ex = 0;
@@ -2191,7 +2100,7 @@ static int number_point(const struct metric_ctx *m, const uint8_t *p, size_t len
   while ((rc = w_next(&w, &f)) > 0) {
     switch (f.num) {
     case 7:
-      if (f.wt != WT_LEN)
+      if (f.wt != OTC_WT_LEN)
         goto invalid;
       attrs = arena_grow(&t->tmp, attrs, n_attrs, &cap_attrs, sizeof *attrs);
       if (!attrs) {
@@ -2206,7 +2115,7 @@ static int number_point(const struct metric_ctx *m, const uint8_t *p, size_t len
     case 3:
     case 4:
     case 6:
-      if (f.wt != WT_FIXED64)
+      if (f.wt != OTC_WT_FIXED64)
         goto invalid;
       if (f.num == 3) {
         time = f.v;
@@ -2216,12 +2125,12 @@ static int number_point(const struct metric_ctx *m, const uint8_t *p, size_t len
       }
       break;
     case 8:
-      if (f.wt != WT_VARINT)
+      if (f.wt != OTC_WT_VARINT)
         goto invalid;
       flags = (uint32_t)f.v;
       break;
     case 5:
-      if (f.wt != WT_LEN)
+      if (f.wt != OTC_WT_LEN)
         goto invalid;
       n_ex++;
       break;
@@ -2547,7 +2456,7 @@ static bool read_metric_head(struct tr *t, const uint8_t *p, size_t len, struct 
   h->p = p;
   h->len = len;
   struct wire w = {p, p + len};
-  struct wfield f;
+  struct otc_pb_field f;
   int rc;
   while ((rc = w_next(&w, &f)) > 0) {
     switch (f.num) {
@@ -2560,7 +2469,7 @@ static bool read_metric_head(struct tr *t, const uint8_t *p, size_t len, struct 
     case 10:
     case 11:
     case 12:
-      if (f.wt != WT_LEN)
+      if (f.wt != OTC_WT_LEN)
         goto invalid;
       if (f.num == 1) {
         w_str(&f, &h->name, &h->name_len);
@@ -2595,15 +2504,15 @@ struct number_data {
 static bool read_number_data(struct tr *t, const struct metric_head *h, struct number_data *d) {
   memset(d, 0, sizeof *d);
   struct wire w = {h->data_p, h->data_p + h->data_len};
-  struct wfield f;
+  struct otc_pb_field f;
   int rc;
   while ((rc = w_next(&w, &f)) > 0) {
     if (f.num == 1) {
-      if (f.wt != WT_LEN)
+      if (f.wt != OTC_WT_LEN)
         goto invalid;
       d->points++;
     } else if (h->data == 7 && (f.num == 2 || f.num == 3)) {
-      if (f.wt != WT_VARINT)
+      if (f.wt != OTC_WT_VARINT)
         goto invalid;
       if (f.num == 2)
         d->temporality = (int32_t)(uint32_t)f.v;
@@ -2623,18 +2532,18 @@ invalid:
 static uint64_t number_latest(struct tr *t, const struct metric_head *h) {
   uint64_t latest = 0;
   struct wire w = {h->data_p, h->data_p + h->data_len};
-  struct wfield f;
+  struct otc_pb_field f;
   while (w_next(&w, &f) > 0) {
     if (f.num != 1)
       continue;
     struct wire pw = {f.data, f.data + f.len};
-    struct wfield pf;
+    struct otc_pb_field pf;
     uint64_t time = 0;
     int rc;
     while ((rc = w_next(&pw, &pf)) > 0) {
       if (pf.num != 3)
         continue;
-      if (pf.wt != WT_FIXED64)
+      if (pf.wt != OTC_WT_FIXED64)
         t->invalid = true;
       time = pf.v;
     }
@@ -2651,7 +2560,7 @@ static Prometheus__MetricMetadata__MetricType metadata_type(struct tr *t,
   /* The first metadata entry named prometheus.type; its value when a string, else "". */
   const char *pt = NULL;
   struct wire w = {h->p, h->p + h->len};
-  struct wfield f;
+  struct otc_pb_field f;
   while (!pt && w_next(&w, &f) > 0) {
     if (f.num != 12)
       continue;
@@ -2881,7 +2790,7 @@ static void translate_metric(struct tr *t, struct res_ctx *r, const struct lbl *
     case OTC_PRW_KIND_NONMONOTONIC:
     case OTC_PRW_KIND_COUNTER: {
       /* The next data point (read_number_data checked every field). */
-      struct wfield f;
+      struct otc_pb_field f;
       do {
         if (w_next(&w, &f) <= 0) {
           t->invalid = true;
@@ -3148,12 +3057,12 @@ static void translate_resource(struct tr *t, const uint8_t *p, size_t len) {
     return;
   }
   struct wire w = {p, p + len};
-  struct wfield f;
+  struct otc_pb_field f;
   int rc = 0;
   while (!t->nomem && !t->invalid && (rc = w_next(&w, &f)) > 0) {
     if (f.num != 2)
       continue;
-    if (f.wt != WT_LEN) {
+    if (f.wt != OTC_WT_LEN) {
       t->invalid = true;
       return;
     }
@@ -3168,11 +3077,11 @@ static void translate_resource(struct tr *t, const uint8_t *p, size_t len) {
       return;
     }
     struct wire mw = {f.data, f.data + f.len};
-    struct wfield mf;
+    struct otc_pb_field mf;
     while (!t->nomem && !t->invalid && (rc = w_next(&mw, &mf)) > 0) {
       if (mf.num != 2)
         continue;
-      if (mf.wt != WT_LEN) {
+      if (mf.wt != OTC_WT_LEN) {
         t->invalid = true;
         return;
       }
@@ -3466,12 +3375,12 @@ int otc_prw_translate_with(struct otc_prw_scratch *sc, const uint8_t *otlp, size
     }
   }
   struct wire w = {otlp, otlp + len};
-  struct wfield f;
+  struct otc_pb_field f;
   int wrc = 0;
   while (!t.nomem && !t.invalid && (wrc = w_next(&w, &f)) > 0) {
     if (f.num != 1)
       continue;
-    if (f.wt != WT_LEN) {
+    if (f.wt != OTC_WT_LEN) {
       t.invalid = true;
       break;
     }
